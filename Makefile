@@ -1,0 +1,58 @@
+# Stemma's developer entry points. `make run` and `make test` work on a fresh machine
+# (Python 3.11, Debian, root): they create .venv and install what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STEMMA_DIR ?= $(CURDIR)/.stemma
+export STEMMA_DIR
+
+.PHONY: run test install test-deps system-deps check lint format bench-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+test-deps: $(VENV)/.test-installed system-deps
+
+# System packages the tests start for real (PostgreSQL, Chromium); installs only what is missing.
+system-deps:
+	@bash scripts/system-deps.sh
+
+## Run the demo workflow into the embedded store (./.stemma) and show what it logged.
+run: install
+	$(BIN)/stemma demo
+	$(BIN)/stemma runs ls stemma-demo
+
+## Lint, type-check and run the whole test suite.
+test: test-deps
+	$(BIN)/ruff check stemma tests bench
+	$(BIN)/ruff format --check stemma tests bench
+	$(BIN)/python -m pytest -n 2 -q
+
+check: test-deps
+	bash scripts/check
+
+format: test-deps
+	$(BIN)/ruff format stemma tests bench
+	$(BIN)/ruff check --fix stemma tests bench
+
+## Peers for the benchmarks (wandb, MLflow, ...) in their own venv: .bench-venv
+bench-deps:
+	bash bench/install-peers.sh
+
+bench: install bench-deps
+	$(BIN)/python bench/log_throughput.py
+
+clean:
+	rm -rf $(VENV) .bench-venv .stemma .pytest_cache .ruff_cache .mypy_cache

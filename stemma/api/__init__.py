@@ -1,0 +1,1 @@
+"""The public read API (``stemma.Api``)."""

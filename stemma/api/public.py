@@ -1,0 +1,281 @@
+"""``stemma.Api``: read (and edit) what was logged, from any process.
+
+``Api().runs("entity/project")`` is lazy: it fetches a page of runs at a time and
+``len()`` asks the store for a count without fetching runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from stemma.backend import get_backend
+from stemma.backend.base import Backend
+from stemma.errors import NotFound, UsageError
+from stemma.sdk import capture
+from stemma.settings import Settings
+from stemma.wire.names import check_name
+from stemma.wire.records import RunRecord, RunRef
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_HISTORY_PAGE = 1000
+
+
+class ReadOnlyDict(Mapping[str, Any]):
+    """A stored run's config or summary: a mapping whose ``.get`` never raises."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(f"no key {key!r}") from None
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class ApiRun:
+    """A run as stored. Attributes mirror W&B's ``Run`` in the public API."""
+
+    def __init__(self, backend: Backend, record: RunRecord) -> None:
+        self._backend = backend
+        self._load(record)
+
+    def _load(self, record: RunRecord) -> None:
+        self._record = record
+        self.entity = record.entity
+        self.project = record.project
+        self.id = record.run_id
+        self.name = record.name
+        self.state = record.state
+        self.job_type = record.job_type
+        self.group = record.group
+        self.tags = list(record.tags)
+        self.notes = record.notes
+        self.config = ReadOnlyDict(record.config)
+        self.summary = ReadOnlyDict(record.summary)
+        self.metadata = dict(record.metadata)
+        self.user = record.user
+        self.host = record.host
+        self.created_at: dt.datetime = record.created_at
+        self.heartbeat_at: dt.datetime = record.heartbeat_at
+        self.finished_at = record.finished_at
+        self.exit_code = record.exit_code
+        self.last_step = record.last_step
+
+    @property
+    def display_name(self) -> str:
+        return self.name
+
+    @property
+    def path(self) -> list[str]:
+        """``[entity, project, id]`` as in W&B (``"/".join(run.path)`` is accepted back)."""
+        return [self.entity, self.project, self.id]
+
+    @property
+    def ref(self) -> RunRef:
+        return RunRef(self.entity, self.project, self.id)
+
+    @property
+    def url(self) -> str:
+        return f"stemma://{self.entity}/{self.project}/runs/{self.id}"
+
+    @property
+    def summary_metrics(self) -> ReadOnlyDict:
+        return self.summary
+
+    def __repr__(self) -> str:
+        return f"<ApiRun {'/'.join(self.path)} ({self.state})>"
+
+    def history(
+        self,
+        keys: list[str] | None = None,
+        samples: int | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> pd.DataFrame | list[dict[str, Any]]:
+        """The run's logged rows: every row, unless ``samples`` asks for at most that many
+        points per key (the minima and maxima of each stretch are kept).
+
+        With ``keys``, only those columns and only rows where all of them were logged.
+        ``stream="system"`` gives the ``system/*`` metrics.
+        """
+        from stemma.api.frames import iter_rows, to_frame
+
+        if isinstance(keys, str):
+            keys = [keys]
+        fetch = None if keys is None else sorted({*keys, x_axis} - {"_step"})
+        cols = self._backend.read_history(self.ref, fetch, stream=stream, samples=samples)
+        if pandas:
+            return to_frame(cols, keys, x_axis)
+        return list(iter_rows(cols, keys))
+
+    def scan_history(
+        self, keys: list[str] | None = None, page_size: int = _HISTORY_PAGE,
+        min_step: int | None = None, max_step: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every row as a dict, fetched ``page_size`` steps at a time."""
+        from stemma.api.frames import iter_rows
+
+        if isinstance(keys, str):
+            keys = [keys]
+        if page_size <= 0:
+            raise UsageError("page_size must be positive", page_size=page_size)
+        fetch = None if keys is None else sorted(set(keys) - {"_step"})
+        lo = 0 if min_step is None else min_step
+        last = self._backend.get_run(self.ref)
+        hi_limit = (last.last_step if last else self.last_step) if max_step is None else max_step
+        while lo <= hi_limit:
+            hi = min(lo + page_size - 1, hi_limit)
+            cols = self._backend.read_history(self.ref, fetch, min_step=lo, max_step=hi)
+            yield from iter_rows(cols, keys)
+            lo = hi + 1
+
+    def update(self) -> None:
+        """Save edits made to ``name``, ``tags``, ``notes``, ``group``, ``job_type``
+        and ``summary``."""
+        self._backend.update_run(self.ref, {
+            "name": self.name, "tags": list(self.tags), "notes": self.notes,
+            "group": self.group, "job_type": self.job_type,
+            "summary": dict(self.summary),
+        })
+        self.refresh()
+
+    def refresh(self) -> None:
+        record = self._backend.get_run(self.ref)
+        if record is None:
+            raise NotFound(f"run {'/'.join(self.path)} no longer exists")
+        self._load(record)
+
+    def delete(self) -> None:
+        self._backend.delete_run(self.ref)
+
+
+class Runs:
+    """A lazy, paginated sequence of runs of one project."""
+
+    def __init__(self, backend: Backend, entity: str, project: str, order: str,
+                 per_page: int) -> None:
+        self._backend = backend
+        self.entity = entity
+        self.project = project
+        self.order = order
+        self.per_page = per_page
+        self._count: int | None = None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = self._backend.count_runs(self.entity, self.project)
+        return self._count
+
+    def __iter__(self) -> Iterator[ApiRun]:
+        offset = 0
+        while True:
+            page = self._backend.list_runs(self.entity, self.project, order=self.order,
+                                           offset=offset, limit=self.per_page)
+            for record in page:
+                yield ApiRun(self._backend, record)
+            if len(page) < self.per_page:
+                return
+            offset += len(page)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        if index < 0:
+            raise IndexError("run index out of range")
+        page = self._backend.list_runs(self.entity, self.project, order=self.order,
+                                       offset=index, limit=1)
+        if not page:
+            raise IndexError("run index out of range")
+        return ApiRun(self._backend, page[0])
+
+    def __repr__(self) -> str:
+        return f"<Runs {self.entity}/{self.project}>"
+
+
+class Api:
+    """Entry point of the read API: ``stemma.Api().runs("entity/project")``."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None, timeout: float | None = None,
+                 api_key: str | None = None) -> None:
+        del timeout
+        opts = dict(overrides or {})
+        if api_key is not None:
+            opts["api_key"] = api_key
+        self.settings = Settings.from_env(**opts)
+        self._backend_instance: Backend | None = None
+
+    @property
+    def _backend(self) -> Backend:
+        if self._backend_instance is None:
+            self._backend_instance = get_backend(self.settings)
+        return self._backend_instance
+
+    @property
+    def default_entity(self) -> str:
+        return self.settings.entity or capture.current_user()
+
+    def _split(self, path: str | None, parts: int) -> list[str]:
+        if path is None:
+            path = self.settings.project or ""
+        bits = [b for b in path.split("/") if b]
+        if len(bits) == parts - 1:
+            bits.insert(0, self.default_entity)
+        if len(bits) != parts:
+            shape = "entity/project" if parts == 2 else "entity/project/run_id"
+            raise UsageError(f"expected a path like {shape!r}, got {path!r}", path=path)
+        return bits
+
+    def runs(self, path: str | None = None, filters: Mapping[str, Any] | None = None,
+             order: str = "-created_at", per_page: int = 50) -> Runs:
+        """The runs of ``entity/project`` (or ``project`` of the default entity)."""
+        entity, project = self._split(path, 2)
+        check_name(entity, "entity")
+        check_name(project, "project")
+        if filters:
+            raise UsageError(
+                "run filters are not supported by this version of Stemma yet; "
+                "iterate the runs and filter in Python",
+                filters=repr(filters)[:200],
+            )
+        if per_page <= 0:
+            raise UsageError("per_page must be positive", per_page=per_page)
+        return Runs(self._backend, entity, project, order, per_page)
+
+    def run(self, path: str) -> ApiRun:
+        """One run by ``entity/project/run_id`` (or ``project/run_id``)."""
+        entity, project, run_id = self._split(path.replace("/runs/", "/"), 3)
+        record = self._backend.get_run(RunRef(entity, project, run_id))
+        if record is None:
+            raise NotFound(f"run {entity}/{project}/{run_id} does not exist",
+                           path=f"{entity}/{project}/{run_id}")
+        return ApiRun(self._backend, record)
+
+    def projects(self, entity: str | None = None) -> list[dict[str, Any]]:
+        """Projects (of ``entity``) with their run counts."""
+        return [{"entity": e, "name": p, "runs": n}
+                for e, p, n in self._backend.list_projects(entity)]

@@ -1,0 +1,1 @@
+"""The client SDK: runs, their config and summary, and the background writer."""

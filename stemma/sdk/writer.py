@@ -1,0 +1,250 @@
+"""The background writer: queue -> spool file -> store, so ``run.log`` never waits.
+
+``run.log`` appends a row to a deque (a few hundred nanoseconds). This thread wakes a
+few times a second, turns what was queued into events (rows become one columnar
+history batch), appends them as one frame to the run's spool file, then applies the
+frame to the backend. If the store is unreachable the frames stay pending (in memory
+up to a cap, always on disk) and are retried with exponential backoff; a process
+killed outright loses at most the rows queued since the last wake-up, and whatever
+reached the spool is applied later by ``stemma sync`` or by resuming the run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from stemma.errors import StemmaError
+from stemma.sdk import capture
+from stemma.sdk.spool import SpoolReader, SpoolWriter
+from stemma.settings import Settings
+from stemma.wire.history import Row, encode_rows
+from stemma.wire.records import RunRef
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.2  # seconds between spool writes: bounds what a SIGKILL can lose
+FSYNC_INTERVAL = 2.0  # seconds between fsyncs of the spool (and always at finish)
+MAX_ROWS_PER_EVENT = 25_000  # keeps frames (and, later, HTTP bodies) a few MB at most
+MAX_PENDING_BYTES = 64 * 2**20  # beyond this, pending frames are re-read from the spool
+
+
+class RunWriter(threading.Thread):
+    """Drains one run's queue into its spool and its store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ref: RunRef,
+        spool_path: Path,
+        spool_id: str,
+        created_at: float,
+        backend: Any = None,
+    ) -> None:
+        super().__init__(name=f"stemma-writer-{ref.run_id}", daemon=True)
+        self.settings = settings
+        self.ref = ref
+        self.queue: collections.deque[Any] = collections.deque()
+        self.spool = SpoolWriter(spool_path, ref, spool_id, created_at)
+        self._backend = backend
+        self._online = settings.mode == "online"
+        self._wake = threading.Event()
+        self._stopping = False
+        self._pending: list[tuple[int, int, list[dict[str, Any]]]] = []
+        self._pending_bytes = 0
+        self._spilled = False  # pending frames dropped from memory: re-read from the spool
+        self.applied_offset = 0
+        self.fatal: StemmaError | None = None  # a refusal retrying cannot fix
+        self.last_error: Exception | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self._last_fsync = time.monotonic()
+        self._last_contact = time.monotonic()
+        self.frames_written = 0
+
+    # ------------------------------------------------------------ main-thread side
+    def put(self, item: Any) -> None:
+        """Queue a row tuple or an event dict (thread-safe, never blocks)."""
+        self.queue.append(item)
+
+    def flush_soon(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Write everything queued, apply what can be applied, close the spool."""
+        self._stopping = True
+        self._wake.set()
+        self.join(timeout)
+
+    @property
+    def all_applied(self) -> bool:
+        return self.applied_offset >= self.spool.offset
+
+    # ------------------------------------------------------------ writer thread
+    def run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(FLUSH_INTERVAL)
+                self._wake.clear()
+                stopping = self._stopping
+                self._write_queued()
+                self._apply_pending(final=stopping)
+                now = time.monotonic()
+                if now - self._last_fsync >= FSYNC_INTERVAL:
+                    self.spool.fsync()
+                    self._last_fsync = now
+                self._maybe_heartbeat(now)
+                if stopping and not self.queue:
+                    break
+        except Exception as exc:  # never die silently: the spool keeps the data
+            self.last_error = exc
+            log.exception("stemma writer for %s stopped: %s", self.ref.path, exc)
+            with contextlib.suppress(Exception):
+                self._write_queued()
+        finally:
+            self.spool.close()
+
+    def _drain(self) -> list[Any]:
+        q = self.queue
+        return [q.popleft() for _ in range(len(q))]
+
+    def _write_queued(self) -> None:
+        items = self._drain()
+        if not items:
+            return
+        events: list[dict[str, Any]] = []
+        rows: list[Row] = []
+        sysrows: list[Row] = []
+        for item in items:
+            if type(item) is tuple:
+                rows.append(item)
+                continue
+            if item["t"] == "sysrow":
+                sysrows.append(item["row"])
+                continue
+            if "git_cwd" in item:  # asked for in init, computed here: git is slow
+                item = {"t": "meta", "data": capture.git_metadata(item["git_cwd"])}
+            if rows:
+                events.extend(_history_events(rows, "default"))
+                rows = []
+            events.append(item)
+        if rows:
+            events.extend(_history_events(rows, "default"))
+        if sysrows:
+            events.extend(_history_events(sysrows, "system"))
+        # One frame per bounded group of events, so no frame grows without limit.
+        frame: list[dict[str, Any]] = []
+        for ev in events:
+            frame.append(ev)
+            if ev["t"] == "history" or len(frame) >= 64:
+                self._append_frame(frame)
+                frame = []
+        if frame:
+            self._append_frame(frame)
+
+    def _append_frame(self, events: list[dict[str, Any]]) -> None:
+        start, end = self.spool.append(events)
+        self.frames_written += 1
+        if not self._online:
+            return
+        if self._spilled or self._pending_bytes > MAX_PENDING_BYTES:
+            self._spilled = True
+            self._pending.clear()
+            self._pending_bytes = 0
+            return
+        self._pending.append((start, end, events))
+        self._pending_bytes += end - start
+
+    def _pending_frames(self) -> list[tuple[int, int, list[dict[str, Any]]]]:
+        if not self._spilled:
+            return self._pending
+        self.spool.fsync()
+        return list(SpoolReader(self.spool.path).frames(self.applied_offset))
+
+    def _backend_or_none(self) -> Any:
+        if self._backend is None:
+            from stemma.backend import get_backend
+
+            self._backend = get_backend(self.settings)
+        return self._backend
+
+    def _apply_pending(self, final: bool) -> None:
+        if not self._online or self.fatal is not None:
+            return
+        if not self._pending and not self._spilled:
+            return
+        if time.monotonic() < self._retry_at and not final:
+            return
+        attempts = 0
+        while True:
+            try:
+                backend = self._backend_or_none()
+                for start, end, events in self._pending_frames():
+                    if start < self.applied_offset:
+                        continue
+                    backend.apply(self.ref, self.spool.spool_id, start, end, events)
+                    self.applied_offset = end
+                    self._last_contact = time.monotonic()
+                self._pending.clear()
+                self._pending_bytes = 0
+                self._spilled = False
+                self._backoff = 0.5
+                self.last_error = None
+                return
+            except StemmaError as exc:
+                if exc.code in ("store_error",):
+                    self._schedule_retry(exc)
+                else:  # refused for a reason a retry will not change
+                    self.fatal = exc
+                    self._report(f"the store refused this run's data: {exc.message}")
+                    return
+            except Exception as exc:  # unreachable store, locked database, network...
+                self._schedule_retry(exc)
+            # keep only frames not yet applied
+            self._pending = [f for f in self._pending if f[0] >= self.applied_offset]
+            self._pending_bytes = sum(e - s for s, e, _ in self._pending)
+            attempts += 1
+            if not final or attempts >= 3:
+                return
+            time.sleep(min(self._backoff, 2.0))
+
+    def _schedule_retry(self, exc: Exception) -> None:
+        if self.last_error is None:
+            log.warning("stemma: cannot reach the store for %s (%s); data is kept in %s "
+                        "and retried", self.ref.path, exc, self.spool.path)
+        self.last_error = exc
+        self._retry_at = time.monotonic() + self._backoff * (0.5 + random.random())
+        self._backoff = min(self._backoff * 2, 30.0)
+
+    def _maybe_heartbeat(self, now: float) -> None:
+        if (not self._online or self.fatal is not None or self._stopping
+                or now - self._last_contact < self.settings.heartbeat_interval):
+            return
+        if self.applied_offset == 0:
+            return  # the run's first frame has not reached the store yet
+        try:
+            self._backend_or_none().heartbeat(self.ref)
+            self._last_contact = now
+        except Exception as exc:
+            self._schedule_retry(exc)
+
+    def _report(self, message: str) -> None:
+        print(f"stemma: {self.ref.path}: {message}", file=sys.stderr)
+
+
+def _history_events(rows: list[Row], stream: str) -> list[dict[str, Any]]:
+    out = []
+    for i in range(0, len(rows), MAX_ROWS_PER_EVENT):
+        batch = encode_rows(rows[i : i + MAX_ROWS_PER_EVENT])
+        batch["t"] = "history"
+        if stream != "default":
+            batch["stream"] = stream
+        out.append(batch)
+    return out

@@ -1,0 +1,1 @@
+"""Persistence: SQL metadata (SQLAlchemy Core + Alembic) and, later, the blob store."""

@@ -1,0 +1,154 @@
+"""Opening the metadata database: engine, SQLite pragmas, transactions, migrations.
+
+SQLite is a real backend here, not a toy: WAL so readers never block the writer,
+``BEGIN IMMEDIATE`` for writes so two processes never deadlock upgrading a read lock,
+and a generous busy timeout so concurrent loggers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from stemma.errors import StoreError
+
+# The newest migration. Checked against Alembic's own view of the scripts by a test, so
+# opening an up-to-date store never has to import Alembic (a third of a second).
+SCHEMA_HEAD = "0001"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def sqlite_url(directory: str | os.PathLike[str]) -> str:
+    """The default embedded database inside ``STEMMA_DIR``."""
+    return f"sqlite:///{Path(directory) / 'stemma.db'}"
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy's "begin" hook below issue BEGIN itself: pysqlite's implicit
+    # transactions cannot express BEGIN IMMEDIATE.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # Readers never block the writer and the writer never blocks readers.
+    cur.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL is durable against process crashes (only power loss may lose the
+    # last transactions, which the client's fsync'd spool still holds).
+    cur.execute("PRAGMA synchronous=NORMAL")
+    # SQLite does not enforce foreign keys unless asked, per connection.
+    cur.execute("PRAGMA foreign_keys=ON")
+    # Several processes log into one file: wait up to 60 s for the write lock.
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Writers take the write lock up front; readers start a plain deferred transaction.
+    mode = "IMMEDIATE" if conn.get_execution_options().get("stemma_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_store_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with the settings each database needs."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@contextlib.contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+    with engine.connect().execution_options(stemma_write=True) as conn, conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    """A read transaction: one consistent snapshot for the whole block."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The store's schema revision, or None for an empty database."""
+    try:
+        with read_tx(engine) as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations between processes that open a new store at once."""
+    if engine.dialect.name == "sqlite":
+        db = engine.url.database or ""
+        lock_path = f"{db}.migrate.lock" if db and db != ":memory:" else None
+        if lock_path is None:
+            yield
+            return
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    elif engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(5280)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(5280)"))
+                conn.commit()
+    else:
+        yield
+
+
+def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+    """An Alembic config pointing at our bundled scripts (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (Alembic), under a cross-process lock."""
+    from alembic import command
+
+    with _migration_lock(engine):
+        if revision == "head" and current_revision(engine) == SCHEMA_HEAD:
+            return
+        cfg = alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate to head unless already there; refuse a store newer than this code."""
+    rev = current_revision(engine)
+    if rev == SCHEMA_HEAD:
+        return
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        raise StoreError(
+            f"cannot migrate the store at {engine.url.render_as_string(hide_password=True)} "
+            f"from revision {rev!r} to {SCHEMA_HEAD!r}: {exc}",
+            revision=rev,
+        ) from exc
