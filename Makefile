@@ -32,7 +32,6 @@ system-deps:
 ## Run the demo workflow into the embedded store (./.stemma) and show what it logged.
 run: install
 	$(BIN)/stemma demo
-	$(BIN)/stemma runs ls stemma-demo
 
 ## Lint, type-check and run the whole test suite.
 test: test-deps

@@ -1,0 +1,34 @@
+"""``stemma``: the command-line entry point."""
+
+from __future__ import annotations
+
+import click
+
+from stemma import __version__
+from stemma.cli.db import db_group
+from stemma.cli.demo import demo_cmd
+from stemma.cli.runs import runs_group
+from stemma.cli.sync import sync_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stemma")
+def cli() -> None:
+    """Stemma: experiment tracking, versioned artifacts with lineage, live reports.
+
+    Settings come from STEMMA_* environment variables (see the README).
+    """
+
+
+cli.add_command(runs_group)
+cli.add_command(sync_cmd)
+cli.add_command(db_group)
+cli.add_command(demo_cmd)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

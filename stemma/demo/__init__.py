@@ -1,0 +1,1 @@
+"""The demo workflow ``stemma demo`` (and ``make run``) loads into a store."""
