@@ -6,7 +6,7 @@ are listed in ``__all__``; everything else lives in private modules and may chan
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 from stemma import errors, util
 from stemma.api.public import Api
@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 
 # The current run and its config/summary; set by init() and finish().
 run: Run | None = None
-config: Any = _lifecycle.NO_CONFIG
-summary: Any = _lifecycle.NO_SUMMARY
+config: _Any = _lifecycle.NO_CONFIG
+summary: _Any = _lifecycle.NO_SUMMARY
 
 
-def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+def log(data: dict[str, _Any], step: int | None = None, commit: bool | None = None) -> None:
     """``run.log`` on the most recently started run that is still open."""
     _lifecycle.require_current().log(data, step=step, commit=commit)
 

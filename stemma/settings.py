@@ -23,12 +23,14 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_MODE": "online | offline | disabled",
     "STEMMA_DIR": "where the embedded store and run spools live",
     "STEMMA_CACHE_DIR": "where downloaded artifact files are cached",
-    "STEMMA_DATABASE_URL": "SQLAlchemy URL of the metadata database (default: SQLite in STEMMA_DIR)",
+    "STEMMA_DATABASE_URL": "SQLAlchemy URL of the metadata database "
+    "(default: SQLite in STEMMA_DIR)",
     "STEMMA_STORAGE_URL": "where blobs are stored (default: STEMMA_DIR/blobs)",
     "STEMMA_HEARTBEAT_INTERVAL": "seconds between a live run's heartbeats (default 10)",
     "STEMMA_CRASH_TIMEOUT": "seconds without a heartbeat before a run counts as crashed "
     "(default 6 heartbeat intervals)",
-    "STEMMA_SYSTEM_METRICS": "sample CPU/memory/GPU into system/* keys: true | false (default true)",
+    "STEMMA_SYSTEM_METRICS": "sample CPU/memory/GPU into system/* keys: true | false "
+    "(default true)",
     "STEMMA_SYSTEM_METRICS_INTERVAL": "seconds between system metric samples (default 15)",
     "STEMMA_KEEP_SPOOL": "keep a run's spool file after everything in it is stored (default false)",
     "STEMMA_SILENT": "do not print run start and finish lines (default false)",
@@ -37,8 +39,9 @@ ENV_VARS: dict[str, str] = {
 
 def default_dir() -> Path:
     """The user's data directory: ``$XDG_DATA_HOME/stemma`` or ``~/.local/share/stemma``."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "stemma"
 
 
@@ -98,7 +101,8 @@ class Settings:
             mode=(env.get("STEMMA_MODE") or "online").strip().lower(),
             dir=Path(env["STEMMA_DIR"]).expanduser() if env.get("STEMMA_DIR") else default_dir(),
             cache_dir=Path(env["STEMMA_CACHE_DIR"]).expanduser()
-            if env.get("STEMMA_CACHE_DIR") else None,
+            if env.get("STEMMA_CACHE_DIR")
+            else None,
             database_url=env.get("STEMMA_DATABASE_URL") or None,
             storage_url=env.get("STEMMA_STORAGE_URL") or None,
             heartbeat_interval=hb,
@@ -115,8 +119,7 @@ class Settings:
                 raise UsageError(f"unknown setting {key!r}", setting=key)
             setattr(s, key, Path(value).expanduser() if key in ("dir", "cache_dir") else value)
         if s.mode not in MODES:
-            raise UsageError(f"mode must be one of {', '.join(MODES)}, got {s.mode!r}",
-                             mode=s.mode)
+            raise UsageError(f"mode must be one of {', '.join(MODES)}, got {s.mode!r}", mode=s.mode)
         return s
 
     @property

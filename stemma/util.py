@@ -24,6 +24,7 @@ def parse_time(text: str) -> dt.timedelta:
     if pos != len(text) or pos == 0:
         raise UsageError(
             f"cannot parse duration {text!r}: use a number and a unit (s, m, h, d, w), "
-            "e.g. '7d', '12h', '1d12h'", value=text,
+            "e.g. '7d', '12h', '1d12h'",
+            value=text,
         )
     return dt.timedelta(seconds=total)

@@ -23,7 +23,7 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """A fresh STEMMA_DIR per test; runs left open by a failing test are finished."""
     d = tmp_path / "stemma"
     for var in list(os.environ):
-        if var.startswith("STEMMA_") or var.startswith("WANDB_"):
+        if var.startswith(("STEMMA_", "WANDB_")):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STEMMA_DIR", str(d))
     monkeypatch.setenv("STEMMA_SILENT", "1")
@@ -40,14 +40,19 @@ def api() -> stemma.Api:
     return stemma.Api()
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter with the test's STEMMA_* environment."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -58,6 +63,10 @@ def spawn_python(code: str, env: dict[str, str] | None = None) -> subprocess.Pop
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=str(REPO),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )

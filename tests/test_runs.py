@@ -22,16 +22,21 @@ def _only_run(api: stemma.Api, project: str = "p"):  # type: ignore[no-untyped-d
 
 
 def test_log_and_read_back(api: stemma.Api) -> None:
-    run = stemma.init(project="p", job_type="train", group="g", tags=["a", "b"], notes="n",
-                      config={"lr": 0.1})
+    run = stemma.init(
+        project="p", job_type="train", group="g", tags=["a", "b"], notes="n", config={"lr": 0.1}
+    )
     for i in range(100):
         run.log({"loss": 1.0 / (i + 1), "acc": i / 100})
     run.finish()
     stored = _only_run(api)
     assert stored.state == "finished"
     assert stored.exit_code == 0
-    assert (stored.job_type, stored.group, stored.tags, stored.notes) == ("train", "g",
-                                                                          ["a", "b"], "n")
+    assert (stored.job_type, stored.group, stored.tags, stored.notes) == (
+        "train",
+        "g",
+        ["a", "b"],
+        "n",
+    )
     assert stored.config == {"lr": 0.1}
     assert stored.summary["loss"] == pytest.approx(0.01)
     assert stored.summary["_step"] == 99
@@ -46,9 +51,13 @@ def test_log_and_read_back(api: stemma.Api) -> None:
 
 
 def test_context_manager_marks_failure(api: stemma.Api) -> None:
-    with pytest.raises(RuntimeError), stemma.init(project="p") as run:
-        run.log({"x": 1})
-        raise RuntimeError("boom")
+    def body() -> None:
+        with stemma.init(project="p") as run:
+            run.log({"x": 1})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        body()
     stored = _only_run(api)
     assert stored.state == "failed"
     assert stored.exit_code == 1
@@ -208,9 +217,15 @@ def test_config_behaviour(api: stemma.Api) -> None:
     assert "ok" not in run.config  # nothing changed by a refused update
     run.finish()
     cfg = _only_run(api).config
-    assert cfg.as_dict() == {"lr": 0.5, "path": "/d", "batch": 32, "color": "red",
-                             "opt": {"name": "adam", "beta": 0.9}, "arr": [0, 1, 2],
-                             "t": [1, 2]}
+    assert cfg.as_dict() == {
+        "lr": 0.5,
+        "path": "/d",
+        "batch": 32,
+        "color": "red",
+        "opt": {"name": "adam", "beta": 0.9},
+        "arr": [0, 1, 2],
+        "t": [1, 2],
+    }
     assert cfg.get("nothing", 1) == 1
 
 
@@ -282,11 +297,16 @@ def test_bad_log_calls() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"project": "bad name"}, {"project": "a/b/c"}, {"entity": "-x", "project": "p"},
-     {"project": "p", "id": "has space"}, {"project": "x" * 200}],
+    [
+        {"project": "bad name"},
+        {"project": "a/b/c"},
+        {"entity": "-x", "project": "p"},
+        {"project": "p", "id": "has space"},
+        {"project": "x" * 200},
+    ],
 )
 def test_invalid_names(kwargs: dict) -> None:
-    with pytest.raises(InvalidNameError, match="must match|entity/project"):
+    with pytest.raises(InvalidNameError, match=r"must match|entity/project"):
         stemma.init(**kwargs)
 
 
@@ -361,7 +381,7 @@ def test_runs_pagination_and_order(api: stemma.Api) -> None:
     assert len(runs) == 7
     assert [r.name for r in runs] == [f"r{i}" for i in range(7)]
     assert runs[0].name == "r0" and runs[-1].name == "r6"
-    assert [r.name for r in api.runs("p", order="-created_at")][0] == "r6"
+    assert next(r.name for r in api.runs("p", order="-created_at")) == "r6"
     with pytest.raises(UsageError, match="order"):
         list(api.runs("p", order="colour"))
 

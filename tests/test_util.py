@@ -10,8 +10,15 @@ from stemma.errors import UsageError
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), ("45s", 45), ("2w", 14 * 86400),
-     ("1d12h", 129600), ("1.5h", 5400)],
+    [
+        ("7d", 7 * 86400),
+        ("12h", 43200),
+        ("30m", 1800),
+        ("45s", 45),
+        ("2w", 14 * 86400),
+        ("1d12h", 129600),
+        ("1.5h", 5400),
+    ],
 )
 def test_parse_time(text: str, seconds: float) -> None:
     assert stemma.util.parse_time(text) == dt.timedelta(seconds=seconds)

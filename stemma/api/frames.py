@@ -25,8 +25,9 @@ def _aligned(cols: dict[str, Column]) -> tuple[np.ndarray, dict[str, Any]]:
         return np.empty(0, dtype=np.int64), {}
     first = next(iter(cols.values())).steps
     if all(len(c.steps) == len(first) and np.array_equal(c.steps, first) for c in cols.values()):
-        return first, {k: (c.values if c.kind != PACKED else list(c.values))
-                       for k, c in cols.items()}
+        return first, {
+            k: (c.values if c.kind != PACKED else list(c.values)) for k, c in cols.items()
+        }
     steps = np.unique(np.concatenate([c.steps for c in cols.values()]))
     out: dict[str, Any] = {}
     for key, col in cols.items():
@@ -53,8 +54,9 @@ def _present_mask(cols: dict[str, Column], steps: np.ndarray, keys: list[str]) -
     return mask
 
 
-def to_frame(cols: dict[str, Column], keys: list[str] | None = None,
-             x_axis: str = "_step") -> pd.DataFrame:
+def to_frame(
+    cols: dict[str, Column], keys: list[str] | None = None, x_axis: str = "_step"
+) -> pd.DataFrame:
     """A DataFrame with ``_step`` first; with ``keys``, only rows having all of them."""
     import pandas as pd
 

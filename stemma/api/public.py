@@ -132,8 +132,11 @@ class ApiRun:
         return list(iter_rows(cols, keys))
 
     def scan_history(
-        self, keys: list[str] | None = None, page_size: int = _HISTORY_PAGE,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        keys: list[str] | None = None,
+        page_size: int = _HISTORY_PAGE,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every row as a dict, fetched ``page_size`` steps at a time."""
         from stemma.api.frames import iter_rows
@@ -155,11 +158,17 @@ class ApiRun:
     def update(self) -> None:
         """Save edits made to ``name``, ``tags``, ``notes``, ``group``, ``job_type``
         and ``summary``."""
-        self._backend.update_run(self.ref, {
-            "name": self.name, "tags": list(self.tags), "notes": self.notes,
-            "group": self.group, "job_type": self.job_type,
-            "summary": dict(self.summary),
-        })
+        self._backend.update_run(
+            self.ref,
+            {
+                "name": self.name,
+                "tags": list(self.tags),
+                "notes": self.notes,
+                "group": self.group,
+                "job_type": self.job_type,
+                "summary": dict(self.summary),
+            },
+        )
         self.refresh()
 
     def refresh(self) -> None:
@@ -175,8 +184,9 @@ class ApiRun:
 class Runs:
     """A lazy, paginated sequence of runs of one project."""
 
-    def __init__(self, backend: Backend, entity: str, project: str, order: str,
-                 per_page: int) -> None:
+    def __init__(
+        self, backend: Backend, entity: str, project: str, order: str, per_page: int
+    ) -> None:
         self._backend = backend
         self.entity = entity
         self.project = project
@@ -192,8 +202,9 @@ class Runs:
     def __iter__(self) -> Iterator[ApiRun]:
         offset = 0
         while True:
-            page = self._backend.list_runs(self.entity, self.project, order=self.order,
-                                           offset=offset, limit=self.per_page)
+            page = self._backend.list_runs(
+                self.entity, self.project, order=self.order, offset=offset, limit=self.per_page
+            )
             for record in page:
                 yield ApiRun(self._backend, record)
             if len(page) < self.per_page:
@@ -207,8 +218,9 @@ class Runs:
             index += len(self)
         if index < 0:
             raise IndexError("run index out of range")
-        page = self._backend.list_runs(self.entity, self.project, order=self.order,
-                                       offset=index, limit=1)
+        page = self._backend.list_runs(
+            self.entity, self.project, order=self.order, offset=index, limit=1
+        )
         if not page:
             raise IndexError("run index out of range")
         return ApiRun(self._backend, page[0])
@@ -220,8 +232,12 @@ class Runs:
 class Api:
     """Entry point of the read API: ``stemma.Api().runs("entity/project")``."""
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None, timeout: float | None = None,
-                 api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+    ) -> None:
         del timeout
         opts = dict(overrides or {})
         if api_key is not None:
@@ -250,8 +266,13 @@ class Api:
             raise UsageError(f"expected a path like {shape!r}, got {path!r}", path=path)
         return bits
 
-    def runs(self, path: str | None = None, filters: Mapping[str, Any] | None = None,
-             order: str = "-created_at", per_page: int = 50) -> Runs:
+    def runs(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "-created_at",
+        per_page: int = 50,
+    ) -> Runs:
         """The runs of ``entity/project`` (or ``project`` of the default entity)."""
         entity, project = self._split(path, 2)
         check_name(entity, "entity")
@@ -271,11 +292,14 @@ class Api:
         entity, project, run_id = self._split(path.replace("/runs/", "/"), 3)
         record = self._backend.get_run(RunRef(entity, project, run_id))
         if record is None:
-            raise NotFound(f"run {entity}/{project}/{run_id} does not exist",
-                           path=f"{entity}/{project}/{run_id}")
+            raise NotFound(
+                f"run {entity}/{project}/{run_id} does not exist",
+                path=f"{entity}/{project}/{run_id}",
+            )
         return ApiRun(self._backend, record)
 
     def projects(self, entity: str | None = None) -> list[dict[str, Any]]:
         """Projects (of ``entity``) with their run counts."""
-        return [{"entity": e, "name": p, "runs": n}
-                for e, p, n in self._backend.list_projects(entity)]
+        return [
+            {"entity": e, "name": p, "runs": n} for e, p, n in self._backend.list_projects(entity)
+        ]

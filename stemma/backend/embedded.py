@@ -7,7 +7,10 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from stemma.backend.base import Backend
+from stemma.errors import StoreError
 from stemma.service import history as history_service
 from stemma.service import runs as run_service
 from stemma.settings import Settings
@@ -31,8 +34,13 @@ class EmbeddedBackend(Backend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = settings.database_url or sqlite_url(settings.dir)
-        self.engine = create_store_engine(self.url)
-        ensure_schema(self.engine)
+        try:
+            self.engine = create_store_engine(self.url)
+            ensure_schema(self.engine)
+        except StoreError:
+            raise
+        except (OSError, SQLAlchemyError) as exc:
+            raise StoreError(f"cannot open the store at {self.url}: {exc}", url=self.url) from exc
         self._last_sweep = 0.0
         self._sweep_lock = threading.Lock()
 
@@ -83,8 +91,9 @@ class EmbeddedBackend(Backend):
     ) -> list[RunRecord]:
         self._sweep()
         with read_tx(self.engine) as conn:
-            return run_service.list_runs(conn, entity, project, order=order, offset=offset,
-                                         limit=limit)
+            return run_service.list_runs(
+                conn, entity, project, order=order, offset=offset, limit=limit
+            )
 
     def count_runs(self, entity: str, project: str) -> int:
         with read_tx(self.engine) as conn:
@@ -110,8 +119,9 @@ class EmbeddedBackend(Backend):
     ) -> dict[str, Column]:
         with read_tx(self.engine) as conn:
             pk = run_service.require_run_pk(conn, ref)
-            cols = history_service.read_columns(conn, pk, keys, stream=stream,
-                                                min_step=min_step, max_step=max_step)
+            cols = history_service.read_columns(
+                conn, pk, keys, stream=stream, min_step=min_step, max_step=max_step
+            )
         if samples:
             cols = {k: history_service.downsample(c, samples) for k, c in cols.items()}
         return cols

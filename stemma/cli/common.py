@@ -31,7 +31,7 @@ def is_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(total: int, description: str):  # type: ignore[no-untyped-def]
+def progress(total: int, description: str):
     """A rich progress bar on a terminal; silent otherwise (CI logs stay clean)."""
     from rich.progress import (
         BarColumn,

@@ -13,8 +13,11 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.option("--database-url", envvar="STEMMA_DATABASE_URL",
-              help="SQLAlchemy URL (default: SQLite in STEMMA_DIR).")
+@click.option(
+    "--database-url",
+    envvar="STEMMA_DATABASE_URL",
+    help="SQLAlchemy URL (default: SQLite in STEMMA_DIR).",
+)
 @click.option("--revision", default="head", show_default=True)
 @handle_errors
 def db_upgrade(database_url: str | None, revision: str) -> None:

@@ -22,6 +22,12 @@ def demo_cmd(project: str, fast: bool) -> None:
     result = train_sweep(project=project, fast=fast)
     click.echo(f"logged {len(result.run_ids)} runs to {result.entity}/{project}")
     ctx = click.get_current_context()
-    ctx.invoke(runs_ls, project=f"{result.entity}/{project}", limit=len(result.run_ids),
-               order="-created_at", metrics=("val/acc", "val/loss", "best_val_acc"),
-               config_keys=(), as_json=False)
+    ctx.invoke(
+        runs_ls,
+        project=f"{result.entity}/{project}",
+        limit=len(result.run_ids),
+        order="-created_at",
+        metrics=("val/acc", "val/loss", "best_val_acc"),
+        config_keys=(),
+        as_json=False,
+    )

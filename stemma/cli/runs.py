@@ -38,16 +38,35 @@ def runs_group() -> None:
 @runs_group.command("ls")
 @click.argument("project")
 @click.option("--limit", default=50, show_default=True, help="At most this many runs.")
-@click.option("--order", default="-created_at", show_default=True,
-              help="Sort key, '-' for descending: created_at, name, state, runtime.")
-@click.option("--metrics", "-m", multiple=True,
-              help="Summary keys to show (default: up to 4 found in the runs).")
-@click.option("--config", "-c", "config_keys", multiple=True,
-              help="Config keys to show (default: up to 3 that differ between the runs).")
+@click.option(
+    "--order",
+    default="-created_at",
+    show_default=True,
+    help="Sort key, '-' for descending: created_at, name, state, runtime.",
+)
+@click.option(
+    "--metrics",
+    "-m",
+    multiple=True,
+    help="Summary keys to show (default: up to 4 found in the runs).",
+)
+@click.option(
+    "--config",
+    "-c",
+    "config_keys",
+    multiple=True,
+    help="Config keys to show (default: up to 3 that differ between the runs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @handle_errors
-def runs_ls(project: str, limit: int, order: str, metrics: tuple[str, ...],
-            config_keys: tuple[str, ...], as_json: bool) -> None:
+def runs_ls(
+    project: str,
+    limit: int,
+    order: str,
+    metrics: tuple[str, ...],
+    config_keys: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """List the runs of PROJECT ('project' or 'entity/project') with their summaries."""
     from stemma.api.public import Api
 
@@ -61,11 +80,22 @@ def runs_ls(project: str, limit: int, order: str, metrics: tuple[str, ...],
             raise click.ClickException(f"no project {listing.entity}/{listing.project}{hint}")
     if as_json:
         for r in runs:
-            click.echo(json.dumps({
-                "id": r.id, "name": r.name, "state": r.state, "job_type": r.job_type,
-                "group": r.group, "tags": r.tags, "created_at": r.created_at.isoformat(),
-                "config": r.config.as_dict(), "summary": r.summary.as_dict(),
-            }, default=str))
+            click.echo(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "state": r.state,
+                        "job_type": r.job_type,
+                        "group": r.group,
+                        "tags": r.tags,
+                        "created_at": r.created_at.isoformat(),
+                        "config": r.config.as_dict(),
+                        "summary": r.summary.as_dict(),
+                    },
+                    default=str,
+                )
+            )
         return
     from rich.console import Console
     from rich.table import Table
@@ -96,8 +126,14 @@ def runs_ls(project: str, limit: int, order: str, metrics: tuple[str, ...],
         table.add_column(k, justify="right")
     for r in runs:
         table.add_row(
-            r.id, r.name, r.state, r.job_type or "", r.group or "", ",".join(r.tags),
-            str(r.last_step + 1), _duration(float(r.summary.get("_runtime") or 0)),
+            r.id,
+            r.name,
+            r.state,
+            r.job_type or "",
+            r.group or "",
+            ",".join(r.tags),
+            str(r.last_step + 1),
+            _duration(float(r.summary.get("_runtime") or 0)),
             *[_fmt(r.config.get(k)) for k in cfg],
             *[_fmt(r.summary.get(k)) for k in keys],
         )

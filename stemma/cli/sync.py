@@ -34,11 +34,13 @@ def sync_cmd(path: Path | None, keep: bool) -> None:
     done_frames = 0
     with prog:
         for spool in spools:
-            result = sync_spool(backend, spool, remove=not keep,
-                                progress=lambda n: prog.advance(task, n))
+            result = sync_spool(
+                backend, spool, remove=not keep, progress=lambda n: prog.advance(task, n)
+            )
             done_frames += result.frames
             state = "uploaded" if result.frames else "already stored"
             tail = ", spool removed" if result.removed else ""
-            click.echo(f"{result.run_path}: {state} ({result.frames} frame(s), "
-                       f"{result.bytes} bytes){tail}")
+            click.echo(
+                f"{result.run_path}: {state} ({result.frames} frame(s), {result.bytes} bytes){tail}"
+            )
     click.echo(f"synced {len(spools)} spool(s), {done_frames} new frame(s)")

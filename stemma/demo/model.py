@@ -37,8 +37,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 class Classifier:
     """``architecture`` is ``"mlp"`` (hidden layer of ``hidden`` tanh units) or ``"logreg"``."""
 
-    def __init__(self, features: int, architecture: str = "mlp", hidden: int = 32,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, features: int, architecture: str = "mlp", hidden: int = 32, seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.architecture = architecture
         if architecture == "mlp":

@@ -39,11 +39,22 @@ def train_sweep(
     entity = ""
     for arch in architectures:
         for lr in learning_rates:
-            config = {"learning_rate": lr, "batch_size": batch_size, "epochs": epochs,
-                      "architecture": arch, "hidden": 32, "dataset": "synthetic-tickets"}
-            with stemma.init(project=project, job_type="train", group="lr-sweep",
-                             tags=[arch, "lr-sweep"], config=config,
-                             notes=f"{arch} at learning rate {lr}") as run:
+            config = {
+                "learning_rate": lr,
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "architecture": arch,
+                "hidden": 32,
+                "dataset": "synthetic-tickets",
+            }
+            with stemma.init(
+                project=project,
+                job_type="train",
+                group="lr-sweep",
+                tags=[arch, "lr-sweep"],
+                config=config,
+                notes=f"{arch} at learning rate {lr}",
+            ) as run:
                 model = Classifier(data.x_train.shape[1], arch, seed=7)
                 rng = np.random.default_rng(1)
                 n = len(data.x_train)
@@ -56,8 +67,9 @@ def train_sweep(
                         run.log({"train/loss": loss, "epoch": epoch})
                     val_loss, val_acc = model.loss_and_accuracy(data.x_val, data.y_val)
                     best = max(best, val_acc)
-                    run.log({"val/loss": val_loss, "val/acc": val_acc, "epoch": epoch},
-                            commit=False)
+                    run.log(
+                        {"val/loss": val_loss, "val/acc": val_acc, "epoch": epoch}, commit=False
+                    )
                 run.summary["best_val_acc"] = best
                 run_ids.append(run.id)
                 entity = run.entity

@@ -48,10 +48,10 @@ def init(
     tags: list[str] | tuple[str, ...] | None = None,
     notes: str | None = None,
     config: Mapping[str, Any] | Any | None = None,
-    id: str | None = None,  # noqa: A002 - the W&B spelling
+    id: str | None = None,
     resume: bool | str | None = None,
     mode: str | None = None,
-    dir: str | None = None,  # noqa: A002 - the W&B spelling
+    dir: str | None = None,
     reinit: bool | None = None,
     settings: Settings | Mapping[str, Any] | None = None,
 ) -> Run:
@@ -86,12 +86,15 @@ def init(
         raise UsageError("resume='must' needs the id of the run to resume (id=...)")
     tag_list = _check_tags(tags)
     if name is not None and (not isinstance(name, str) or not name or len(name) > 256):
-        raise UsageError(f"run name must be a non-empty string of at most 256 characters, "
-                         f"got {name!r}", name=repr(name))
+        raise UsageError(
+            f"run name must be a non-empty string of at most 256 characters, got {name!r}",
+            name=repr(name),
+        )
     for label, value in (("job_type", job_type), ("group", group)):
         if value is not None and (not isinstance(value, str) or len(value) > 256):
-            raise UsageError(f"{label} must be a string of at most 256 characters, "
-                             f"got {value!r}", field=label)
+            raise UsageError(
+                f"{label} must be a string of at most 256 characters, got {value!r}", field=label
+            )
     if config is not None and not isinstance(config, Mapping):
         config = vars(config) if hasattr(config, "__dict__") else config
         if not isinstance(config, Mapping):
@@ -137,15 +140,18 @@ def _existing(st: Settings, ref: RunRef, mode: str | None) -> RunRecord | None:
     existing = backend.get_run(ref)
     if existing is None:
         if mode == "must":
-            raise NotFound(f"run {ref.path} does not exist and resume='must' was given",
-                           path=ref.path)
+            raise NotFound(
+                f"run {ref.path} does not exist and resume='must' was given", path=ref.path
+            )
         return None
     if mode is None:
         raise AlreadyExists(
             f"run {ref.path} already exists; pass resume='allow' to continue it or choose "
-            "another id", path=ref.path,
+            "another id",
+            path=ref.path,
         )
     if mode == "never":
-        raise AlreadyExists(f"run {ref.path} already exists and resume='never' was given",
-                            path=ref.path)
+        raise AlreadyExists(
+            f"run {ref.path} already exists and resume='never' was given", path=ref.path
+        )
     return existing

@@ -90,7 +90,7 @@ def _install_hooks() -> None:
     prev_excepthook = sys.excepthook
     prev_exit = sys.exit
 
-    def excepthook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
+    def excepthook(exc_type, exc, tb):
         global _failed
         if not issubclass(exc_type, SystemExit):  # Ctrl-C counts as a failure too
             _failed = True

@@ -4,19 +4,135 @@ from __future__ import annotations
 
 import secrets
 
-_ADJECTIVES = (
-    "amber autumn bold brave bright calm cosmic crisp dainty dapper deep divine dry eager "
-    "easy fancy fine fluent fresh gentle glad golden grand green happy hardy hazy icy jolly "
-    "keen kind laced lively lucky lunar misty noble olive peach polar proud quiet rare "
-    "royal rustic sage scarlet serene sharp silent silver smooth snowy solar spring stellar "
-    "still summer sunny swift tidy twilight vital warm wild winter wise young zesty"
-).split()
-_NOUNS = (
-    "breeze brook cloud comet dawn dew dream dust feather field fire firefly flower fog "
-    "forest frost galaxy glade grass haze hill lake leaf meadow moon morning mountain night "
-    "ocean paper pine planet pond rain resonance river sea shadow sky smoke snow sound star "
-    "stone sun sunset surf thunder tree valley violet water wave wildflower wind wood"
-).split()
+_ADJECTIVES = [
+    "amber",
+    "autumn",
+    "bold",
+    "brave",
+    "bright",
+    "calm",
+    "cosmic",
+    "crisp",
+    "dainty",
+    "dapper",
+    "deep",
+    "divine",
+    "dry",
+    "eager",
+    "easy",
+    "fancy",
+    "fine",
+    "fluent",
+    "fresh",
+    "gentle",
+    "glad",
+    "golden",
+    "grand",
+    "green",
+    "happy",
+    "hardy",
+    "hazy",
+    "icy",
+    "jolly",
+    "keen",
+    "kind",
+    "lively",
+    "lucky",
+    "lunar",
+    "misty",
+    "noble",
+    "olive",
+    "peach",
+    "polar",
+    "proud",
+    "quiet",
+    "rare",
+    "royal",
+    "rustic",
+    "sage",
+    "scarlet",
+    "serene",
+    "sharp",
+    "silent",
+    "silver",
+    "smooth",
+    "snowy",
+    "solar",
+    "spring",
+    "stellar",
+    "still",
+    "summer",
+    "sunny",
+    "swift",
+    "tidy",
+    "twilight",
+    "vital",
+    "warm",
+    "wild",
+    "winter",
+    "wise",
+    "young",
+    "zesty",
+]
+
+_NOUNS = [
+    "breeze",
+    "brook",
+    "cloud",
+    "comet",
+    "dawn",
+    "dew",
+    "dream",
+    "dust",
+    "feather",
+    "field",
+    "fire",
+    "firefly",
+    "flower",
+    "fog",
+    "forest",
+    "frost",
+    "galaxy",
+    "glade",
+    "grass",
+    "haze",
+    "hill",
+    "lake",
+    "leaf",
+    "meadow",
+    "moon",
+    "morning",
+    "mountain",
+    "night",
+    "ocean",
+    "paper",
+    "pine",
+    "planet",
+    "pond",
+    "rain",
+    "resonance",
+    "river",
+    "sea",
+    "shadow",
+    "sky",
+    "smoke",
+    "snow",
+    "sound",
+    "star",
+    "stone",
+    "sun",
+    "sunset",
+    "surf",
+    "thunder",
+    "tree",
+    "valley",
+    "violet",
+    "water",
+    "wave",
+    "wildflower",
+    "wind",
+    "wood",
+]
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -27,6 +143,4 @@ def new_run_id() -> str:
 
 
 def new_run_name() -> str:
-    return (
-        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(999) + 1}"
-    )
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(999) + 1}"

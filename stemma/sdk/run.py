@@ -64,8 +64,10 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
             )
         if not k:
             raise InvalidValueError(
-                f"metric keys must not be empty (under {prefix!r})" if prefix
-                else "metric keys must not be empty", key=prefix + k,
+                f"metric keys must not be empty (under {prefix!r})"
+                if prefix
+                else "metric keys must not be empty",
+                key=prefix + k,
             )
         key = prefix + k
         if key in _RESERVED:
@@ -73,7 +75,8 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
         if len(key) > MAX_KEY_LENGTH:
             raise InvalidValueError(
                 f"metric key {key[:40]!r}... is {len(key)} characters; at most "
-                f"{MAX_KEY_LENGTH} are allowed", key=key[:80],
+                f"{MAX_KEY_LENGTH} are allowed",
+                key=key[:80],
             )
         if isinstance(v, Mapping) and getattr(v, "_to_log", None) is None:
             _flatten(v, key + "/", out)
@@ -137,7 +140,10 @@ class Run:
             self._writer: Any = _NullWriter()
         else:
             self._writer = RunWriter(
-                settings, ref, self.dir / f"spool-{self._spool_id}{SUFFIX}", self._spool_id,
+                settings,
+                ref,
+                self.dir / f"spool-{self._spool_id}{SUFFIX}",
+                self._spool_id,
                 self.start_time,
             )
         put = self._writer.put
@@ -151,26 +157,36 @@ class Run:
             on_set=lambda s, d: put({"t": "summary", "set": s, "del": d}),
         )
         meta = capture.static_metadata()
-        put({
-            "t": "run",
-            "entity": ref.entity,
-            "project": ref.project,
-            "run_id": ref.run_id,
-            "name": name,
-            "job_type": job_type,
-            "group": group,
-            "tags": self._tags,
-            "notes": notes,
-            "config": self.config.as_dict(),
-            "user": meta["user"],
-            "host": meta["host"],
-            "metadata": meta,
-            "created_at": self.start_time,
-            "resume": resume,
-        })
+        put(
+            {
+                "t": "run",
+                "entity": ref.entity,
+                "project": ref.project,
+                "run_id": ref.run_id,
+                "name": name,
+                "job_type": job_type,
+                "group": group,
+                "tags": self._tags,
+                "notes": notes,
+                "config": self.config.as_dict(),
+                "user": meta["user"],
+                "host": meta["host"],
+                "metadata": meta,
+                "created_at": self.start_time,
+                "resume": resume,
+            }
+        )
         if resumed is not None:  # a resumed run keeps its fields unless new ones were given
-            put({"t": "update", "name": name, "tags": self._tags, "notes": notes,
-                 "group": group, "job_type": job_type})
+            put(
+                {
+                    "t": "update",
+                    "name": name,
+                    "tags": self._tags,
+                    "notes": notes,
+                    "group": group,
+                    "job_type": job_type,
+                }
+            )
         object.__setattr__(self.config, "_on_change", lambda d: put({"t": "config", "data": d}))
         self._writer.start()
         if settings.mode != "disabled":
@@ -246,8 +262,9 @@ class Run:
         return f"<Run {self.path} name={self._name!r} step={self._step}>"
 
     # ------------------------------------------------------------------ logging
-    def log(self, data: Mapping[str, Any], step: int | None = None,
-            commit: bool | None = None) -> None:
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
         """Log a row of metrics (``{"loss": 0.1}``) at the current (or given) step.
 
         Nested dicts become ``a/b`` keys. With ``step``, rows logged at the same step
@@ -257,17 +274,21 @@ class Run:
         """
         if self._finished:
             raise UsageError(f"run {self.path} is finished; call stemma.init() to start another")
-        if type(data) is not dict:
-            if not isinstance(data, Mapping):
-                raise InvalidValueError(
-                    f"run.log() takes a dict of {{key: value}}, not {type(data).__name__}",
-                    type=type(data).__name__,
-                )
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise InvalidValueError(
+                f"run.log() takes a dict of {{key: value}}, not {type(data).__name__}",
+                type=type(data).__name__,
+            )
         row: dict[str, Any] | None = None
         for k, v in data.items():
             t = type(v)
-            if ((t is float or t is int or t is str or t is bool) and type(k) is str and k
-                    and k not in _RESERVED and len(k) <= MAX_KEY_LENGTH):
+            if (
+                (t is float or t is int or t is str or t is bool)
+                and type(k) is str
+                and k
+                and k not in _RESERVED
+                and len(k) <= MAX_KEY_LENGTH
+            ):
                 continue
             row = {}
             _flatten(data, "", row)
@@ -326,8 +347,7 @@ class Run:
 
         def emit(values: dict[str, Any]) -> None:
             ts = time.time()
-            self._writer.put({"t": "sysrow", "row": (counter[0], ts, ts - self.start_time,
-                                                     values)})
+            self._writer.put({"t": "sysrow", "row": (counter[0], ts, ts - self.start_time, values)})
             counter[0] += 1
 
         self._sampler = SystemSampler(emit, self.settings.system_metrics_interval)
@@ -342,12 +362,14 @@ class Run:
         if self._sampler is not None:
             self._sampler.stop()
         code = int(exit_code or 0)
-        self._writer.put({
-            "t": "finish",
-            "state": "finished" if code == 0 else "failed",
-            "exit_code": code,
-            "at": time.time(),
-        })
+        self._writer.put(
+            {
+                "t": "finish",
+                "state": "finished" if code == 0 else "failed",
+                "exit_code": code,
+                "at": time.time(),
+            }
+        )
         self._writer.stop()
         self._finished = True
         from stemma.sdk import lifecycle
@@ -361,14 +383,20 @@ class Run:
             return
         spool = getattr(w, "spool", None)
         if self.settings.mode == "offline":
-            self._say(f"offline run {self.path} saved to {spool.path if spool else '?'}; "
-                      f"upload it with: stemma sync {self.dir}", quiet)
+            self._say(
+                f"offline run {self.path} saved to {spool.path if spool else '?'}; "
+                f"upload it with: stemma sync {self.dir}",
+                quiet,
+            )
             return
         if w.fatal is not None or not w.all_applied:
             reason = w.fatal.message if isinstance(w.fatal, StemmaError) else w.last_error
-            self._say(f"run {self.path} could not be fully stored ({reason}); everything "
-                      f"logged is kept in {spool.path if spool else self.dir}. "
-                      f"Upload it with: stemma sync {self.dir}", False)
+            self._say(
+                f"run {self.path} could not be fully stored ({reason}); everything "
+                f"logged is kept in {spool.path if spool else self.dir}. "
+                f"Upload it with: stemma sync {self.dir}",
+                False,
+            )
             return
         if spool is not None and not self.settings.keep_spool:
             spool.path.unlink(missing_ok=True)
@@ -398,8 +426,10 @@ def _check_tags(tags: Any) -> list[str]:
     out = []
     for t in tags:
         if not isinstance(t, str) or not t or len(t) > 128:
-            raise UsageError(f"invalid tag {t!r}: tags are non-empty strings of at most 128 "
-                             "characters", tag=repr(t))
+            raise UsageError(
+                f"invalid tag {t!r}: tags are non-empty strings of at most 128 characters",
+                tag=repr(t),
+            )
         if t not in out:
             out.append(t)
     return out

@@ -7,8 +7,8 @@ counted from the first frame (so a spool's first frame always starts at 0), is i
 identity, which the store records so each frame is applied exactly once.
 
 A process killed mid-write leaves at most a torn last frame: readers stop at it (each
-process writes a spool of its own, so nothing is ever appended after it). A bad checksum *before* the end is corruption
-and raises :class:`SpoolError` rather than skipping data.
+process writes a spool of its own, so nothing is ever appended after it). A bad
+checksum *before* the end is corruption and raises :class:`SpoolError` rather than skipping data.
 """
 
 from __future__ import annotations
@@ -129,8 +129,7 @@ class SpoolReader:
                         self.torn_tail = True
                         return
                     raise SpoolError(
-                        f"{self.path}: frame at offset {pos - base} is corrupt "
-                        "(checksum mismatch)",
+                        f"{self.path}: frame at offset {pos - base} is corrupt (checksum mismatch)",
                         path=str(self.path),
                         offset=pos - base,
                     )

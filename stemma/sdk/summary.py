@@ -57,13 +57,13 @@ class Summary:
         """The value of ``key``, or ``default``; never raises."""
         return self._data.get(key, default)
 
-    def keys(self):  # type: ignore[no-untyped-def]
+    def keys(self):
         return self._data.keys()
 
-    def values(self):  # type: ignore[no-untyped-def]
+    def values(self):
         return self._data.values()
 
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self):
         return self._data.items()
 
     def update(self, data: Mapping[str, Any]) -> None:

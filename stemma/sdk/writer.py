@@ -217,15 +217,23 @@ class RunWriter(threading.Thread):
 
     def _schedule_retry(self, exc: Exception) -> None:
         if self.last_error is None:
-            log.warning("stemma: cannot reach the store for %s (%s); data is kept in %s "
-                        "and retried", self.ref.path, exc, self.spool.path)
+            log.warning(
+                "stemma: cannot reach the store for %s (%s); data is kept in %s and retried",
+                self.ref.path,
+                exc,
+                self.spool.path,
+            )
         self.last_error = exc
         self._retry_at = time.monotonic() + self._backoff * (0.5 + random.random())
         self._backoff = min(self._backoff * 2, 30.0)
 
     def _maybe_heartbeat(self, now: float) -> None:
-        if (not self._online or self.fatal is not None or self._stopping
-                or now - self._last_contact < self.settings.heartbeat_interval):
+        if (
+            not self._online
+            or self.fatal is not None
+            or self._stopping
+            or now - self._last_contact < self.settings.heartbeat_interval
+        ):
             return
         if self.applied_offset == 0:
             return  # the run's first frame has not reached the store yet

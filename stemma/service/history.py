@@ -7,6 +7,7 @@ by encoding speed, not by per-point INSERTs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -91,21 +92,29 @@ def ingest_batch(
         if tail is not None and len(col) and col.steps[0] <= tail.last_step:
             keep = col.steps > tail.last_step
             dropped = int((~keep).sum())
-            log.warning("history key %r: dropped %d points at or below step %d", key, dropped,
-                        tail.last_step)
+            log.warning(
+                "history key %r: dropped %d points at or below step %d",
+                key,
+                dropped,
+                tail.last_step,
+            )
             idx = np.nonzero(keep)[0]
-            col = Column(col.kind, col.steps[idx],
-                         col.values[idx] if col.kind != PACKED else [col.values[i] for i in idx])
+            col = Column(
+                col.kind,
+                col.steps[idx],
+                col.values[idx] if col.kind != PACKED else [col.values[i] for i in idx],
+            )
         if not len(col):
             continue
         if tail is not None:
             kind, values = chunks.concat_values(
                 tail.kind, chunks.decode_values(tail.kind, tail.vals), col.kind, col.values
             )
-            col = Column(kind, np.concatenate([chunks.decode_steps(tail.steps), col.steps]),
-                         values)
-        pieces = [_slice(col, lo, lo + chunks.CHUNK_POINTS)
-                  for lo in range(0, len(col), chunks.CHUNK_POINTS)]
+            col = Column(kind, np.concatenate([chunks.decode_steps(tail.steps), col.steps]), values)
+        pieces = [
+            _slice(col, lo, lo + chunks.CHUNK_POINTS)
+            for lo in range(0, len(col), chunks.CHUNK_POINTS)
+        ]
         if tail is not None:
             first = _chunk_row(run_pk, key, pieces.pop(0))
             conn.execute(
@@ -185,7 +194,7 @@ def downsample(col: Column, samples: int) -> Column:
         buckets = max(1, (samples - 2) // 2)
         edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
         picks = [0, n - 1]
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             if hi <= lo:
                 continue
             seg = vals[lo:hi]
@@ -197,4 +206,3 @@ def downsample(col: Column, samples: int) -> Column:
         idx = np.unique(np.asarray(picks, dtype=np.int64))
     values = [col.values[i] for i in idx] if col.kind == PACKED else col.values[idx]
     return Column(col.kind, col.steps[idx], values)
-

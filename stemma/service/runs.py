@@ -63,16 +63,23 @@ def ensure_project(conn: Connection, entity: str, project: str, kind: str = "use
     ).scalar_one()
 
 
-def _run_query():  # type: ignore[no-untyped-def]
-    return select(runs, entities.c.name.label("entity_name"), projects.c.name.label("project_name"))\
-        .select_from(runs.join(projects, runs.c.project_id == projects.c.id)
-                     .join(entities, projects.c.entity_id == entities.c.id))
+def _run_query():
+    return select(
+        runs, entities.c.name.label("entity_name"), projects.c.name.label("project_name")
+    ).select_from(
+        runs.join(projects, runs.c.project_id == projects.c.id).join(
+            entities, projects.c.entity_id == entities.c.id
+        )
+    )
 
 
-def _where_ref(q, ref: RunRef):  # type: ignore[no-untyped-def]
+def _where_ref(q, ref: RunRef):
     return q.where(
-        and_(entities.c.name == ref.entity, projects.c.name == ref.project,
-             runs.c.run_id == ref.run_id)
+        and_(
+            entities.c.name == ref.entity,
+            projects.c.name == ref.project,
+            runs.c.run_id == ref.run_id,
+        )
     )
 
 
@@ -138,7 +145,7 @@ _ORDER_FIELDS = {
 }
 
 
-def _order_clause(order: str):  # type: ignore[no-untyped-def]
+def _order_clause(order: str):
     desc = order.startswith("-")
     field = order.lstrip("+-")
     col = _ORDER_FIELDS.get(field)
@@ -169,8 +176,11 @@ def list_runs(
 def count_runs(conn: Connection, entity: str, project: str) -> int:
     q = (
         select(func.count())
-        .select_from(runs.join(projects, runs.c.project_id == projects.c.id)
-                     .join(entities, projects.c.entity_id == entities.c.id))
+        .select_from(
+            runs.join(projects, runs.c.project_id == projects.c.id).join(
+                entities, projects.c.entity_id == entities.c.id
+            )
+        )
         .where(and_(entities.c.name == entity, projects.c.name == project))
     )
     return int(conn.execute(q).scalar_one())
@@ -180,8 +190,11 @@ def list_projects(conn: Connection, entity: str | None = None) -> list[tuple[str
     """(entity, project, number of runs) for every project (of ``entity``)."""
     q = (
         select(entities.c.name, projects.c.name, func.count(runs.c.id))
-        .select_from(projects.join(entities, projects.c.entity_id == entities.c.id)
-                     .outerjoin(runs, runs.c.project_id == projects.c.id))
+        .select_from(
+            projects.join(entities, projects.c.entity_id == entities.c.id).outerjoin(
+                runs, runs.c.project_id == projects.c.id
+            )
+        )
         .group_by(entities.c.name, projects.c.name)
         .order_by(entities.c.name, projects.c.name)
     )
@@ -227,13 +240,13 @@ def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any]) -> int:
                 path=ref.path,
             )
         conn.execute(
-            update(runs).where(runs.c.id == pk)
+            update(runs)
+            .where(runs.c.id == pk)
             .values(state="running", finished_at=None, exit_code=None, heartbeat_at=utcnow())
         )
         return pk
     if resume == "must":
-        raise NotFound(f"run {ref.path} does not exist and resume='must' was given",
-                       path=ref.path)
+        raise NotFound(f"run {ref.path} does not exist and resume='must' was given", path=ref.path)
     project_id = ensure_project(conn, ref.entity, ref.project)
     created = _ts(ev.get("created_at"))
     res = conn.execute(
@@ -260,8 +273,13 @@ def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any]) -> int:
     return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
-_UPDATABLE = {"name": "name", "tags": "tags", "notes": "notes", "group": "group_name",
-              "job_type": "job_type"}
+_UPDATABLE = {
+    "name": "name",
+    "tags": "tags",
+    "notes": "notes",
+    "group": "group_name",
+    "job_type": "job_type",
+}
 
 
 def _apply_event(conn: Connection, pk: int, ev: dict[str, Any], state: dict[str, Any]) -> None:
@@ -326,9 +344,11 @@ def _flush_state(conn: Connection, pk: int, state: dict[str, Any]) -> None:
     if "config" in state:
         values["config"] = state["config"]
     if "last_step" in state:
-        values["last_step"] = func.max(runs.c.last_step, state["last_step"]) \
-            if conn.dialect.name == "sqlite" else func.greatest(runs.c.last_step,
-                                                                 state["last_step"])
+        values["last_step"] = (
+            func.max(runs.c.last_step, state["last_step"])
+            if conn.dialect.name == "sqlite"
+            else func.greatest(runs.c.last_step, state["last_step"])
+        )
     if "runtime" in state:
         values["runtime"] = state["runtime"]
     values.update(state.get("fields", {}))
@@ -358,9 +378,9 @@ def apply_frame(
     first_is_run = bool(events) and events[0]["t"] == "run"
     if pk is not None:
         done = conn.execute(
-            select(run_spools.c.committed_offset).where(
-                and_(run_spools.c.run_pk == pk, run_spools.c.spool_id == spool_id)
-            ).with_for_update()
+            select(run_spools.c.committed_offset)
+            .where(and_(run_spools.c.run_pk == pk, run_spools.c.spool_id == spool_id))
+            .with_for_update()
         ).scalar()
         if done is not None and done >= end:
             return ApplyResult(False, done)
@@ -368,13 +388,18 @@ def apply_frame(
             raise Conflict(
                 f"spool {spool_id} of run {ref.path}: frame starts at byte {start} but bytes "
                 f"up to {done or 0} were applied; earlier frames are missing",
-                spool_id=spool_id, start=start, committed=done or 0,
+                spool_id=spool_id,
+                start=start,
+                committed=done or 0,
             )
     elif not first_is_run:
         raise NotFound(f"run {ref.path} does not exist", path=ref.path)
     elif start != 0:
-        raise Conflict(f"spool {spool_id}: the run's first frame must start at byte 0",
-                       spool_id=spool_id, start=start)
+        raise Conflict(
+            f"spool {spool_id}: the run's first frame must start at byte 0",
+            spool_id=spool_id,
+            start=start,
+        )
     if first_is_run and start == 0:
         pk = _create_or_resume(conn, ref, events[0])
     assert pk is not None
@@ -395,8 +420,7 @@ def _set_offset(conn: Connection, pk: int, spool_id: str, end: int) -> None:
         .values(committed_offset=end)
     )
     if not res.rowcount:
-        conn.execute(insert(run_spools).values(run_pk=pk, spool_id=spool_id,
-                                               committed_offset=end))
+        conn.execute(insert(run_spools).values(run_pk=pk, spool_id=spool_id, committed_offset=end))
 
 
 def committed_offset(conn: Connection, ref: RunRef, spool_id: str) -> int:

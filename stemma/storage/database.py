@@ -30,7 +30,7 @@ def sqlite_url(directory: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(directory) / 'stemma.db'}"
 
 
-def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself: pysqlite's implicit
     # transactions cannot express BEGIN IMMEDIATE.
     dbapi_conn.isolation_level = None
@@ -116,7 +116,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
-def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def alembic_config(engine: Engine):
     """An Alembic config pointing at our bundled scripts (no alembic.ini needed)."""
     from alembic.config import Config
 

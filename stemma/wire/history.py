@@ -96,9 +96,9 @@ def encode_rows(rows: list[Row]) -> dict[str, Any]:
                     positions[key] = list(span)
         i = j
     cols: dict[str, list[Any]] = {}
-    for key, col in values.items():
+    for key, column in values.items():
         pos = positions.get(key)
-        kind, payload = pack_values(col)
+        kind, payload = pack_values(column)
         pos_bytes = None if pos is None or len(pos) == n else _raw(array("q", pos))
         cols[key] = [kind, pos_bytes, payload]
     return {"steps": _raw(array("q", steps)), "cols": cols}

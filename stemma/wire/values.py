@@ -69,9 +69,8 @@ def to_storable(value: Any, key: str = "") -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_storable(dataclasses.asdict(value), key)
     module = t.__module__
-    if module == "numpy" or module.startswith("numpy."):
-        if hasattr(value, "tolist"):
-            return to_storable(value.tolist(), key)
+    if (module == "numpy" or module.startswith("numpy.")) and hasattr(value, "tolist"):
+        return to_storable(value.tolist(), key)
     if module.startswith("torch") and hasattr(value, "tolist"):
         return to_storable(value.tolist(), key)
     raise InvalidValueError(

@@ -1,0 +1,55 @@
+"""The command line, run in-process through click's runner."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+import stemma
+from stemma.cli.main import cli
+
+
+def test_runs_ls_table_and_json() -> None:
+    with stemma.init(project="p", name="alpha", config={"lr": 0.1}) as run:
+        run.log({"loss": 0.5})
+    with stemma.init(project="p", name="beta", config={"lr": 0.2}) as run:
+        run.log({"loss": 0.25})
+    out = CliRunner().invoke(cli, ["runs", "ls", "p"])
+    assert out.exit_code == 0, out.output
+    assert "alpha" in out.output and "beta" in out.output and "0.25" in out.output
+    assert "config.lr" in out.output  # differing config is shown
+    js = CliRunner().invoke(cli, ["runs", "ls", "p", "--json"])
+    rows = [json.loads(line) for line in js.output.splitlines()]
+    assert {r["name"] for r in rows} == {"alpha", "beta"}
+    assert {r["summary"]["loss"] for r in rows} == {0.5, 0.25}
+
+
+def test_runs_ls_errors() -> None:
+    bad = CliRunner().invoke(cli, ["runs", "ls", "bad name"])
+    assert bad.exit_code == 1 and "invalid project name" in bad.output
+    stemma.init(project="exists").finish()
+    missing = CliRunner().invoke(cli, ["runs", "ls", "nope"])
+    assert missing.exit_code == 1 and "no project" in missing.output
+    assert "exists" in missing.output
+
+
+def test_sync_with_nothing() -> None:
+    out = CliRunner().invoke(cli, ["sync"])
+    assert out.exit_code == 0 and "nothing to sync" in out.output
+
+
+def test_demo_fast(api: stemma.Api) -> None:
+    out = CliRunner().invoke(cli, ["demo", "--fast"])
+    assert out.exit_code == 0, out.output
+    runs = list(api.runs("stemma-demo"))
+    assert len(runs) == 6
+    assert {r.config["architecture"] for r in runs} == {"mlp", "logreg"}
+    assert {r.group for r in runs} == {"lr-sweep"}
+    for r in runs:
+        assert r.state == "finished"
+        assert 0.5 < r.summary["val/acc"] <= 1.0
+        assert r.summary["best_val_acc"] >= r.summary["val/acc"]
+        losses = r.history(keys=["train/loss"])["train/loss"]
+        assert losses.iloc[-20:].mean() < losses.iloc[:20].mean()  # it really learned
+    assert "logged 6 runs" in out.output
