@@ -35,8 +35,8 @@ run: install
 
 ## Lint, type-check and run the whole test suite.
 test: test-deps
-	$(BIN)/ruff check stemma tests bench
-	$(BIN)/ruff format --check stemma tests bench
+	$(BIN)/ruff check stemma tests bench scripts
+	$(BIN)/ruff format --check stemma tests bench scripts
 	$(BIN)/python -m pytest -n 2 -q
 
 check: test-deps

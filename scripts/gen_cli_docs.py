@@ -12,28 +12,32 @@ from stemma.cli.main import cli
 OUT = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    out = [(path, cmd)]
+def _sections(cmd: click.Command, name: str, parent: click.Context | None) -> list[str]:
+    # Render through the same context chain as a real invocation, so that settings such
+    # as the group's "-h" help alias apply exactly as users see them.
+    ctx = click.Context(
+        cmd,
+        info_name=name,
+        parent=parent,
+        terminal_width=80,
+        max_content_width=80,
+        **cmd.context_settings,
+    )
+    out = [f"## `{ctx.command_path}`", "", "```text", cmd.get_help(ctx).rstrip(), "```", ""]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name]))
+        for sub in sorted(cmd.commands):
+            out += _sections(cmd.commands[sub], sub, ctx)
     return out
 
 
 def render() -> str:
-    parts = [
+    head = [
         "# CLI reference",
         "",
         "Generated from `--help` by `scripts/gen_cli_docs.py`; do not edit by hand.",
         "",
     ]
-    for path, cmd in _walk(cli, ["stemma"]):
-        with click.Context(
-            cmd, info_name=" ".join(path), terminal_width=80, max_content_width=80
-        ) as ctx:
-            text = cmd.get_help(ctx)
-        parts += [f"## `{' '.join(path)}`", "", "```text", text.rstrip(), "```", ""]
-    return "\n".join(parts)
+    return "\n".join(head + _sections(cli, "stemma", None))
 
 
 if __name__ == "__main__":
