@@ -359,6 +359,7 @@ class Measurement:
     version: str
     verified: bool | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
+    raw: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one per repeat
 
     @property
     def capped(self) -> bool:
@@ -481,6 +482,7 @@ def aggregate(tool: str, n_target: int, results: list[dict[str, Any]]) -> Measur
         version=str(results[0].get("version", "")),
         verified=verified,
         problems=problems,
+        raw=results,
     )
 
 
