@@ -89,6 +89,11 @@ class RunWriter(threading.Thread):
 
     # ------------------------------------------------------------ writer thread
     def run(self) -> None:
+        if self._online:
+            # Open the store (imports, migrations) while the user's code runs, not at
+            # finish. A failure here is retried like any other on the first apply.
+            with contextlib.suppress(Exception):
+                self._backend_or_none()
         try:
             while True:
                 self._wake.wait(FLUSH_INTERVAL)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+from array import array
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, and_, insert, select, update
 
 from stemma.storage.models import history_chunks
 from stemma.wire import chunks
 from stemma.wire.chunks import Column
-from stemma.wire.history import PACKED, unpack_values
+from stemma.wire.history import PACKED, _unraw
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +25,14 @@ SYSTEM_PREFIX = "system/"
 
 
 def _batch_columns(batch: dict[str, Any], stream: str) -> dict[str, Column]:
-    steps = np.frombuffer(batch["steps"], dtype="<i8").astype(np.int64)
+    steps = _unraw("q", batch["steps"])
     out: dict[str, Column] = {}
     for key, (kind, pos, payload) in batch["cols"].items():
         if stream == "system" and not key.startswith(SYSTEM_PREFIX):
             key = SYSTEM_PREFIX + key  # the stream's own _timestamp / _runtime
-        key_steps = steps if pos is None else steps[np.frombuffer(pos, dtype="<i8")]
-        if kind == PACKED:
-            values: Any = unpack_values(kind, payload)
-        else:
-            values = chunks.decode_values(kind, payload)
-        out[key] = Column(kind, key_steps, values)
+        key_steps = steps if pos is None else array("q", [steps[i] for i in _unraw("q", pos)])
+        out[key] = Column(kind, key_steps, chunks.decode_values_array(kind, payload))
     return out
-
-
-def _slice(col: Column, lo: int, hi: int) -> Column:
-    return Column(col.kind, col.steps[lo:hi], col.values[lo:hi])
 
 
 def _chunk_row(run_pk: int, key: str, col: Column) -> dict[str, Any]:
@@ -48,8 +40,8 @@ def _chunk_row(run_pk: int, key: str, col: Column) -> dict[str, Any]:
     return {
         "run_pk": run_pk,
         "key": key,
-        "first_step": int(col.steps[0]),
-        "last_step": int(col.steps[-1]),
+        "first_step": col.steps[0],
+        "last_step": col.steps[-1],
         "n": len(col),
         "kind": col.kind,
         "vmin": vmin,
@@ -68,7 +60,8 @@ def ingest_batch(
     Each key's points are appended to its open tail chunk (rewritten in place) until it
     holds CHUNK_POINTS, then further chunks are inserted. Steps must increase per key;
     points at or below a key's stored last step are dropped with a warning (the SDK
-    never sends them; a misbehaving client must not corrupt the order).
+    never sends them; a misbehaving client must not corrupt the order). Uses only the
+    standard library's ``array``: no numpy on the write path.
     """
     cols = _batch_columns(batch, stream)
     if not cols:
@@ -90,29 +83,32 @@ def ingest_batch(
     for key, col in cols.items():
         tail = tails.get(key)
         if tail is not None and len(col) and col.steps[0] <= tail.last_step:
-            keep = col.steps > tail.last_step
-            dropped = int((~keep).sum())
+            keep = [i for i, s in enumerate(col.steps) if s > tail.last_step]
             log.warning(
                 "history key %r: dropped %d points at or below step %d",
                 key,
-                dropped,
+                len(col) - len(keep),
                 tail.last_step,
             )
-            idx = np.nonzero(keep)[0]
             col = Column(
                 col.kind,
-                col.steps[idx],
-                col.values[idx] if col.kind != PACKED else [col.values[i] for i in idx],
+                array("q", [col.steps[i] for i in keep]),
+                type(col.values)(col.kind, [col.values[i] for i in keep])
+                if isinstance(col.values, array)
+                else [col.values[i] for i in keep],
             )
         if not len(col):
             continue
         if tail is not None:
             kind, values = chunks.concat_values(
-                tail.kind, chunks.decode_values(tail.kind, tail.vals), col.kind, col.values
+                tail.kind,
+                chunks.decode_values_array(tail.kind, tail.vals),
+                col.kind,
+                col.values,
             )
-            col = Column(kind, np.concatenate([chunks.decode_steps(tail.steps), col.steps]), values)
+            col = Column(kind, chunks.decode_steps_array(tail.steps) + col.steps, values)
         pieces = [
-            _slice(col, lo, lo + chunks.CHUNK_POINTS)
+            col.slice(lo, lo + chunks.CHUNK_POINTS)
             for lo in range(0, len(col), chunks.CHUNK_POINTS)
         ]
         if tail is not None:
@@ -158,6 +154,8 @@ def read_columns(
     if max_step is not None:
         q = q.where(c.first_step <= max_step)
     q = q.order_by(c.key, c.first_step)
+    import numpy as np
+
     parts: dict[str, list[tuple[str, np.ndarray, Any]]] = {}
     for key, kind, steps_blob, vals_blob in conn.execute(q):
         parts.setdefault(key, []).append(
@@ -174,7 +172,7 @@ def read_columns(
         if min_step is not None or max_step is not None:
             lo = 0 if min_step is None else int(np.searchsorted(steps, min_step, "left"))
             hi = len(steps) if max_step is None else int(np.searchsorted(steps, max_step, "right"))
-            col = _slice(col, lo, hi)
+            col = col.slice(lo, hi)
         out[key] = col
     return out
 
@@ -184,6 +182,8 @@ def downsample(col: Column, samples: int) -> Column:
 
     The first and last points are always kept; non-numeric keys are sampled evenly.
     """
+    import numpy as np
+
     n = len(col)
     if samples <= 0 or n <= samples:
         return col

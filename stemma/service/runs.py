@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from stemma.errors import AlreadyExists, Conflict, NotFound, UsageError
 from stemma.service import history
@@ -42,8 +41,12 @@ def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None
     """INSERT that silently loses a race with a concurrent identical insert."""
     name = conn.dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         conn.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
     elif name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         conn.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
     else:  # pragma: no cover - only the two supported dialects reach here
         conn.execute(insert(table).values(**values))

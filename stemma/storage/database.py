@@ -20,7 +20,7 @@ from stemma.errors import StoreError
 
 # The newest migration. Checked against Alembic's own view of the scripts by a test, so
 # opening an up-to-date store never has to import Alembic (a third of a second).
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -139,12 +139,40 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
 
 
+def _create_fresh(engine: Engine) -> bool:
+    """On a database with no tables at all, create the head schema directly and stamp it.
+
+    Equivalent to running every migration (a test compares the two), without importing
+    Alembic: a new user's first run starts a third of a second sooner.
+    """
+    from sqlalchemy import inspect
+
+    from stemma.storage.models import metadata
+
+    with _migration_lock(engine), write_tx(engine) as conn:
+        if inspect(conn).get_table_names():
+            return False
+        metadata.create_all(conn)
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_HEAD}
+        )
+    return True
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Migrate to head unless already there; refuse a store newer than this code."""
+    """Bring the store to the head schema (creating it when empty)."""
     rev = current_revision(engine)
     if rev == SCHEMA_HEAD:
         return
     try:
+        if rev is None and _create_fresh(engine):
+            return
         upgrade(engine)
     except Exception as exc:
         raise StoreError(

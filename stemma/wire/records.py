@@ -58,3 +58,44 @@ class ApplyResult:
 
     applied: bool
     committed_offset: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """One version of an artifact: ``entity/project/name:vN``."""
+
+    entity: str
+    project: str
+    name: str
+    version: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.name}:v{self.version}"
+
+
+@dataclasses.dataclass(slots=True)
+class ArtifactRecord:
+    """A committed (or deleted) artifact version as stored."""
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    version: int
+    digest: str
+    description: str | None
+    metadata: dict[str, Any]
+    size: int
+    file_count: int
+    aliases: list[str]
+    state: str
+    ttl_seconds: float | None
+    created_at: dt.datetime
+    creator: dict[str, Any]
+    run_path: str | None
+    manifest: Any = None  # a Manifest when asked for
+
+    @property
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(self.entity, self.project, self.name, self.version)
