@@ -12,6 +12,7 @@ from stemma import errors, util
 from stemma.api.public import Api
 from stemma.errors import StemmaError
 from stemma.sdk import lifecycle as _lifecycle
+from stemma.sdk.artifact import Artifact
 from stemma.sdk.config import Config
 from stemma.sdk.init import init
 from stemma.sdk.run import Run
@@ -40,6 +41,7 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
 
 __all__ = [
     "Api",
+    "Artifact",
     "Config",
     "Run",
     "Settings",

@@ -180,6 +180,23 @@ class ApiRun:
     def delete(self) -> None:
         self._backend.delete_run(self.ref)
 
+    def used_artifacts(self) -> list[Any]:
+        """Artifact versions this run used (its lineage inputs)."""
+        return self._artifacts("input")
+
+    def logged_artifacts(self) -> list[Any]:
+        """Artifact versions this run logged (its lineage outputs)."""
+        return self._artifacts("output")
+
+    def _artifacts(self, direction: str) -> list[Any]:
+        from stemma.sdk.artifact import Artifact
+
+        settings = Settings.from_env()
+        return [
+            Artifact._from_record(self._backend, settings, r)
+            for r in self._backend.run_artifacts(self.ref, direction)
+        ]
+
 
 class Runs:
     """A lazy, paginated sequence of runs of one project."""
@@ -297,6 +314,72 @@ class Api:
                 path=f"{entity}/{project}/{run_id}",
             )
         return ApiRun(self._backend, record)
+
+    # ------------------------------------------------------------------ artifacts
+    def _artifact_path(self, path: str) -> tuple[str, str, str, str]:
+        from stemma.sdk.artifact import parse_artifact_path
+
+        entity = self.default_entity
+        project = self.settings.project or ""
+        entity, project, name, selector = parse_artifact_path(path, entity, project)
+        if not project:
+            raise UsageError(
+                f"artifact path {path!r} names no project: use project/name:v "
+                "or set STEMMA_PROJECT",
+                path=path,
+            )
+        return entity, project, name, selector
+
+    def artifact(self, name: str, type: str | None = None, at: dt.datetime | None = None) -> Any:
+        """One version: ``[entity/]project/name[:vN|:alias]``. With ``at``, the version
+        the alias pointed to at that time (from the alias history)."""
+        from stemma.sdk.artifact import Artifact
+
+        entity, project, coll, selector = self._artifact_path(name)
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        record = self._backend.get_artifact(entity, project, coll, selector, at=at)
+        if type is not None and record.type != type:
+            raise UsageError(
+                f"artifact {record.ref.path} has type {record.type!r}, not {type!r}",
+                expected=type,
+                got=record.type,
+            )
+        return Artifact._from_record(self._backend, self.settings, record)
+
+    def artifact_exists(self, name: str) -> bool:
+        try:
+            self.artifact(name)
+        except NotFound:
+            return False
+        return True
+
+    def artifact_versions(self, type_name: str | None = None, name: str = "") -> list[Any]:
+        """Every committed version of ``[entity/]project/name``, oldest first."""
+        from stemma.sdk.artifact import Artifact
+
+        entity, project, coll, _ = self._artifact_path(name)
+        return [
+            Artifact._from_record(self._backend, self.settings, r)
+            for r in self._backend.list_artifact_versions(entity, project, coll)
+        ]
+
+    artifacts = artifact_versions
+
+    def artifact_collections(
+        self, project: str | None = None, type_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The artifacts of a project: name, type, version count, latest version, size."""
+        entity, proj = self._split(project, 2)
+        return self._backend.list_artifact_collections(entity, proj, type_name)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Who moved which alias of ``[entity/]project/name`` when, from and to which
+        version (oldest first)."""
+        entity, project, coll, selector = self._artifact_path(name)
+        if alias is None and selector != "latest":
+            alias = selector
+        return self._backend.alias_history(entity, project, coll, alias)
 
     def projects(self, entity: str | None = None) -> list[dict[str, Any]]:
         """Projects (of ``entity``) with their run counts."""

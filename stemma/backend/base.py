@@ -10,10 +10,21 @@ SDK's conveniences (log, config, summary, finish) are events inside it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from stemma.wire.chunks import Column
-from stemma.wire.records import ApplyResult, RunRecord, RunRef
+from stemma.wire.records import (
+    ApplyResult,
+    ArtifactCommit,
+    ArtifactRecord,
+    ArtifactRef,
+    RunRecord,
+    RunRef,
+)
+
+Progress = Callable[[int], None] | None
 
 
 class Backend(abc.ABC):
@@ -85,6 +96,124 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_run(self, ref: RunRef) -> None:
         """Delete a run and its history."""
+
+    # ------------------------------------------------------------ artifacts
+    @abc.abstractmethod
+    def store_files(
+        self, files: list[tuple[Path, str | None]], progress: Progress = None
+    ) -> list[tuple[str, int]]:
+        """Make the store hold these files' bytes; returns (digest, size) per file.
+
+        A known digest (from the client's stat cache) lets a stored blob be skipped
+        without reading the file. ``progress`` receives byte counts as they are stored.
+        """
+
+    @abc.abstractmethod
+    def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
+        """Commit a version (refused unless every blob is stored); True when new."""
+
+    @abc.abstractmethod
+    def get_artifact(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        selector: str | None,
+        at: Any = None,
+        with_manifest: bool = True,
+    ) -> ArtifactRecord:
+        """``name:selector`` (``latest``, ``vN`` or an alias), optionally as of ``at``."""
+
+    @abc.abstractmethod
+    def list_artifact_versions(
+        self, entity: str, project: str, name: str, include_deleted: bool = False
+    ) -> list[ArtifactRecord]:
+        """Every version of one artifact, oldest first."""
+
+    @abc.abstractmethod
+    def list_artifact_collections(
+        self, entity: str, project: str, type_: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The artifacts (names) of a project with version counts and sizes."""
+
+    @abc.abstractmethod
+    def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
+        """Aliases, description, TTL, or new metadata keys of a committed version."""
+
+    @abc.abstractmethod
+    def delete_artifact(self, ref: ArtifactRef, delete_aliases: bool = False) -> None:
+        """Delete a version (its blobs become collectable by gc)."""
+
+    @abc.abstractmethod
+    def use_artifact(self, run: RunRef, ref: ArtifactRef) -> None:
+        """Record that ``run`` used ``ref`` (a lineage input edge)."""
+
+    @abc.abstractmethod
+    def artifact_runs(self, ref: ArtifactRef) -> tuple[RunRecord | None, list[RunRecord]]:
+        """(the run that logged it, the runs that used it)."""
+
+    @abc.abstractmethod
+    def run_artifacts(self, run: RunRef, direction: str) -> list[ArtifactRecord]:
+        """Versions a run used (``input``) or logged (``output``)."""
+
+    @abc.abstractmethod
+    def artifact_lineage(
+        self, ref: ArtifactRef, depth: int = 2, direction: str = "both"
+    ) -> dict[str, Any]:
+        """The lineage graph around a version."""
+
+    @abc.abstractmethod
+    def alias_history(
+        self, entity: str, project: str, name: str, alias: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every alias change of an artifact, oldest first."""
+
+    @abc.abstractmethod
+    def artifact_diff(
+        self, a: ArtifactRef, b: ArtifactRef, contents: bool = True
+    ) -> dict[str, Any]:
+        """Files, metadata and producing-run config that differ between two versions."""
+
+    @abc.abstractmethod
+    def verify_blobs(self, digests: list[str], progress: Progress = None) -> list[str]:
+        """Re-hash stored blobs; returns the digests that are missing or corrupt."""
+
+    @abc.abstractmethod
+    def fetch_blob(self, digest: str, dest: Path) -> None:
+        """Write a stored blob to ``dest``."""
+
+    @abc.abstractmethod
+    def get_protected_aliases(self, entity: str, project: str) -> list[str]:
+        """Aliases only admins may move in a project."""
+
+    @abc.abstractmethod
+    def set_protected_aliases(self, entity: str, project: str, aliases: list[str]) -> None:
+        """Replace a project's protected aliases."""
+
+    @abc.abstractmethod
+    def get_retention(self, entity: str, project: str) -> list[dict[str, Any]]:
+        """A project's retention policies."""
+
+    @abc.abstractmethod
+    def set_retention(
+        self,
+        entity: str,
+        project: str,
+        name: str | None,
+        keep_last: int | None,
+        delete_unaliased_older_than: float | None,
+    ) -> None:
+        """Set (or, with neither limit, clear) a retention policy."""
+
+    @abc.abstractmethod
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        """Apply TTLs and retention, then delete unreferenced blobs; report what went."""
+
+    @abc.abstractmethod
+    def storage_stats(
+        self, entity: str | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logical vs physical bytes per project and artifact type."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import getpass
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from stemma.backend.base import Backend
+from stemma.backend.base import Backend, Progress
 from stemma.errors import StoreError
+from stemma.service import artifacts as artifact_service
+from stemma.service import blobs as blob_service
+from stemma.service import diff as diff_service
 from stemma.service import history as history_service
+from stemma.service import lineage as lineage_service
+from stemma.service import retention as retention_service
 from stemma.service import runs as run_service
 from stemma.settings import Settings
+from stemma.storage.blobs import LocalBlobStore
 from stemma.storage.database import (
     create_store_engine,
     ensure_schema,
@@ -22,7 +31,14 @@ from stemma.storage.database import (
     write_tx,
 )
 from stemma.wire.chunks import Column
-from stemma.wire.records import ApplyResult, RunRecord, RunRef
+from stemma.wire.records import (
+    ApplyResult,
+    ArtifactCommit,
+    ArtifactRecord,
+    ArtifactRef,
+    RunRecord,
+    RunRef,
+)
 
 # Marking silent runs as crashed is a write; do it at most this often per process.
 _SWEEP_EVERY = 2.0
@@ -37,6 +53,7 @@ class EmbeddedBackend(Backend):
         try:
             self.engine = create_store_engine(self.url)
             ensure_schema(self.engine)
+            self.blobs = _open_blob_store(settings)
         except StoreError:
             raise
         except (OSError, SQLAlchemyError) as exc:
@@ -134,5 +151,216 @@ class EmbeddedBackend(Backend):
         with write_tx(self.engine) as conn:
             run_service.delete_run(conn, ref)
 
+    # ------------------------------------------------------------ artifacts
+    def _actor(self) -> str:
+        return self.default_entity()
+
+    def store_files(
+        self, files: list[tuple[Path, str | None]], progress: Progress = None
+    ) -> list[tuple[str, int]]:
+        def put(item: tuple[Path, str | None]) -> tuple[str, int]:
+            digest, size = self.blobs.put_file(item[0], item[1])
+            if progress is not None:
+                progress(size)
+            return digest, size
+
+        if len(files) <= 1:
+            results = [put(f) for f in files]
+        else:
+            # Threads overlap the system calls of many small files (hashlib and the
+            # kernel copy release the GIL); large files parallelise inside put_file.
+            with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 2))) as pool:
+                results = list(pool.map(put, files))
+        with write_tx(self.engine) as conn:
+            blob_service.register_blobs(conn, results)
+        return results
+
+    def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
+        with write_tx(self.engine) as conn:
+            return artifact_service.commit_version(
+                conn,
+                self.blobs,
+                entity=commit.entity,
+                project=commit.project,
+                name=commit.name,
+                type_=commit.type,
+                description=commit.description,
+                metadata=commit.metadata,
+                manifest=commit.manifest,
+                aliases=commit.aliases,
+                ttl_seconds=commit.ttl_seconds,
+                run_ref=commit.run,
+                creator=commit.creator,
+                actor=self._actor(),
+            )
+
+    def get_artifact(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        selector: str | None,
+        at: Any = None,
+        with_manifest: bool = True,
+    ) -> ArtifactRecord:
+        with read_tx(self.engine) as conn:
+            return artifact_service.get_artifact(
+                conn, entity, project, name, selector, at, with_manifest
+            )
+
+    def list_artifact_versions(
+        self, entity: str, project: str, name: str, include_deleted: bool = False
+    ) -> list[ArtifactRecord]:
+        with read_tx(self.engine) as conn:
+            return artifact_service.list_versions(conn, entity, project, name, include_deleted)
+
+    def list_artifact_collections(
+        self, entity: str, project: str, type_: str | None = None
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return artifact_service.list_collections(conn, entity, project, type_)
+
+    def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
+        with write_tx(self.engine) as conn:
+            return artifact_service.update_version(conn, ref, changes, self._actor())
+
+    def delete_artifact(self, ref: ArtifactRef, delete_aliases: bool = False) -> None:
+        with write_tx(self.engine) as conn:
+            artifact_service.delete_version(conn, ref, self._actor(), delete_aliases)
+
+    def use_artifact(self, run: RunRef, ref: ArtifactRef) -> None:
+        with write_tx(self.engine) as conn:
+            artifact_service.use_version(conn, run, ref)
+
+    def artifact_runs(self, ref: ArtifactRef) -> tuple[RunRecord | None, list[RunRecord]]:
+        with read_tx(self.engine) as conn:
+            return lineage_service.version_runs(conn, ref)
+
+    def run_artifacts(self, run: RunRef, direction: str) -> list[ArtifactRecord]:
+        with read_tx(self.engine) as conn:
+            return lineage_service.run_artifacts(conn, run, direction)
+
+    def artifact_lineage(
+        self, ref: ArtifactRef, depth: int = 2, direction: str = "both"
+    ) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            return lineage_service.lineage(conn, ref, depth, direction)
+
+    def alias_history(
+        self, entity: str, project: str, name: str, alias: str | None = None
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return artifact_service.alias_history(conn, entity, project, name, alias)
+
+    def artifact_diff(
+        self, a: ArtifactRef, b: ArtifactRef, contents: bool = True
+    ) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            return diff_service.diff_versions(conn, self.blobs, a, b, contents)
+
+    def verify_blobs(self, digests: list[str], progress: Progress = None) -> list[str]:
+        def check(digest: str) -> bool:
+            ok = self.blobs.verify(digest)
+            if progress is not None:
+                progress(self.blobs.size(digest) or 0)
+            return ok
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+            results = list(pool.map(check, digests))
+        return [d for d, ok in zip(digests, results, strict=True) if not ok]
+
+    def fetch_blob(self, digest: str, dest: Path) -> None:
+        self.blobs.copy_to(digest, dest)
+
+    def get_protected_aliases(self, entity: str, project: str) -> list[str]:
+        with read_tx(self.engine) as conn:
+            pid = artifact_service._project_id(conn, entity, project)
+            if pid is None:
+                return list(artifact_service.DEFAULT_PROTECTED)
+            return artifact_service.protected_aliases(conn, pid)
+
+    def set_protected_aliases(self, entity: str, project: str, aliases: list[str]) -> None:
+        with write_tx(self.engine) as conn:
+            artifact_service.set_protected_aliases(conn, entity, project, aliases)
+
+    def get_retention(self, entity: str, project: str) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return retention_service.get_retention(conn, entity, project)
+
+    def set_retention(
+        self,
+        entity: str,
+        project: str,
+        name: str | None,
+        keep_last: int | None,
+        delete_unaliased_older_than: float | None,
+    ) -> None:
+        with write_tx(self.engine) as conn:
+            retention_service.set_retention(
+                conn, entity, project, name, keep_last, delete_unaliased_older_than
+            )
+
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        now = run_service.utcnow()
+        report: dict[str, Any] = {
+            "dry_run": dry_run,
+            "versions": [],
+            "blobs": 0,
+            "bytes": 0,
+            "temp_files": 0,
+        }
+        with write_tx(self.engine) as conn:
+            expired = retention_service.expired_versions(conn, now)
+            report["versions"] = [{"artifact": ref.path, "reason": why} for ref, why in expired]
+            if not dry_run:
+                for ref, why in expired:
+                    artifact_service.delete_version(
+                        conn, ref, "gc", delete_aliases=True, reason=why
+                    )
+        if dry_run:
+            with read_tx(self.engine) as conn:
+                live = retention_service.live_digests(conn)
+                dead = blob_service.unreferenced(conn, live, grace_seconds, now)
+            report["blobs"] = len(dead)
+            report["bytes"] = sum(size for _, size in dead)
+            return report
+        # Phase 1: condemn, under the write lock (no commit can interleave).
+        with write_tx(self.engine) as conn:
+            blob_service.lock_against_commits(conn)
+            live = retention_service.live_digests(conn)
+            dead = blob_service.condemn_unreferenced(conn, live, grace_seconds, now)
+        # Phase 2: delete bytes whose row is still condemned, a batch per transaction.
+        for i in range(0, len(dead), 500):
+            batch = [d for d, _ in dead[i : i + 500]]
+            with write_tx(self.engine) as conn:
+                for digest in blob_service.take_condemned(conn, batch):
+                    size = self.blobs.size(digest) or 0
+                    self.blobs.delete(digest)
+                    report["blobs"] += 1
+                    report["bytes"] += size
+        report["temp_files"] = self.blobs.clear_temp(grace_seconds)
+        return report
+
+    def storage_stats(
+        self, entity: str | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return retention_service.storage_stats(conn, entity, project)
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _open_blob_store(settings: Settings) -> LocalBlobStore:
+    url = settings.storage_url
+    if url is None:
+        return LocalBlobStore(settings.dir / "blobs")
+    if url.startswith("file://"):
+        return LocalBlobStore(Path(url[len("file://") :]))
+    if "://" not in url:
+        return LocalBlobStore(Path(url).expanduser())
+    raise StoreError(
+        f"STEMMA_STORAGE_URL={url!r}: this version stores blobs in a local directory "
+        "(a path or file:// URL); object stores come with the server",
+        url=url,
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from stemma.errors import StemmaError
+from stemma.sdk.progress import is_tty, progress
+
+__all__ = ["handle_errors", "is_tty", "progress"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,30 +27,3 @@ def handle_errors(func: F) -> F:
             raise click.ClickException(exc.message) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()
-
-
-def progress(total: int, description: str):
-    """A rich progress bar on a terminal; silent otherwise (CI logs stay clean)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    prog = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        disable=not is_tty(),
-        transient=True,
-    )
-    task = prog.add_task(description, total=total)
-    return prog, task

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from stemma import __version__
+from stemma.cli.artifact import artifact_group
 from stemma.cli.db import db_group
 from stemma.cli.demo import demo_cmd
 from stemma.cli.runs import runs_group
+from stemma.cli.storage import cache_group, gc_cmd, storage_cmd
 from stemma.cli.sync import sync_cmd
 
 
@@ -24,6 +26,10 @@ cli.add_command(runs_group)
 cli.add_command(sync_cmd)
 cli.add_command(db_group)
 cli.add_command(demo_cmd)
+cli.add_command(artifact_group)
+cli.add_command(gc_cmd)
+cli.add_command(storage_cmd)
+cli.add_command(cache_group)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from stemma.errors import InvalidValueError, StemmaError, UsageError
@@ -136,6 +137,7 @@ class Run:
         self._spool_id = uuid.uuid4().hex
         self.dir = settings.spool_root / ref.entity / ref.project / ref.run_id
         self._sampler: Any = None
+        self._git: dict[str, Any] | None = None
         if settings.mode == "disabled":
             self._writer: Any = _NullWriter()
         else:
@@ -352,6 +354,141 @@ class Run:
 
         self._sampler = SystemSampler(emit, self.settings.system_metrics_interval)
         self._sampler.start()
+
+    # ------------------------------------------------------------------ artifacts
+    def _artifact_backend(self, what: str) -> Any:
+        if self.settings.mode == "offline":
+            raise UsageError(
+                f"{what} needs the store, and this run is offline; artifacts of offline "
+                "runs are not supported yet (log them from an online run)"
+            )
+        if self._finished:
+            raise UsageError(f"run {self.path} is finished; {what} needs an open run")
+        self._writer.wait_stored()  # the run must exist in the store for lineage edges
+        from stemma.backend import get_backend
+
+        return get_backend(self.settings)
+
+    def _creator(self) -> dict[str, Any]:
+        """Who, where, when and which code made an artifact: recorded with every version."""
+        if self._git is None:
+            self._git = capture.git_metadata().get("git", {})
+        meta = capture.static_metadata()
+        return {
+            "user": meta["user"],
+            "host": meta["host"],
+            "run": self.path,
+            "program": meta["program"],
+            "python": meta["python"],
+            "git_commit": self._git.get("commit"),
+            "git_dirty": self._git.get("dirty"),
+            "git_remote": self._git.get("remote"),
+            "logged_at": time.time(),
+        }
+
+    def log_artifact(
+        self,
+        artifact_or_path: Any,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Any:
+        """Commit an artifact (or a file/directory path) as the next version of its name.
+
+        Identical contents to an existing version create no new version: that version is
+        returned (with ``aliases`` added). ``latest`` always moves to the newest.
+        """
+        from stemma.sdk.artifact import Artifact
+
+        del tags
+        art = artifact_or_path
+        if not isinstance(art, Artifact):
+            path = Path(artifact_or_path)
+            art = Artifact(name or path.name.replace(" ", "_"), type or "unspecified")
+            if path.is_dir():
+                art.add_dir(path)
+            else:
+                art.add_file(path)
+        if art.committed:
+            raise UsageError(
+                f"artifact {art.name} is already logged; create a new Artifact for a new version"
+            )
+        if aliases is not None and (isinstance(aliases, str) or not isinstance(aliases, list)):
+            aliases = [aliases] if isinstance(aliases, str) else list(aliases)
+        if self.settings.mode == "disabled":
+            return art
+        backend = self._artifact_backend("log_artifact")
+        art._store_and_commit(
+            backend,
+            self.settings,
+            self.entity,
+            self.project,
+            self._ref,
+            list(aliases or []) + list(art.aliases),
+            self._creator(),
+        )
+        return art
+
+    def use_artifact(
+        self,
+        artifact_or_name: Any,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        use_as: str | None = None,
+    ) -> Any:
+        """Fetch ``name``, ``name:alias``, ``name:vN``, ``project/name:v`` or
+        ``entity/project/name:v`` and record this run as its user (a lineage edge)."""
+        from stemma.sdk.artifact import Artifact, parse_artifact_path
+
+        del use_as
+        if self.settings.mode == "disabled":
+            raise UsageError("use_artifact needs a store; this run is disabled")
+        backend = self._artifact_backend("use_artifact")
+        if isinstance(artifact_or_name, Artifact):
+            art = artifact_or_name
+            if not art.committed:  # an input built locally: commit it, then use it
+                art._store_and_commit(
+                    backend,
+                    self.settings,
+                    self.entity,
+                    self.project,
+                    None,
+                    list(art.aliases),
+                    self._creator(),
+                )
+        else:
+            entity, project, name, selector = parse_artifact_path(
+                artifact_or_name, self.entity, self.project
+            )
+            record = backend.get_artifact(entity, project, name, selector)
+            art = Artifact._from_record(backend, self.settings, record)
+        if type is not None and art.type != type:
+            raise UsageError(
+                f"artifact {art.qualified_name} has type {art.type!r}, not {type!r}",
+                expected=type,
+                got=art.type,
+            )
+        backend.use_artifact(self._ref, art.ref)
+        if aliases:
+            art.aliases.extend(a for a in aliases if a not in art.aliases)
+            art.save()
+        return art
+
+    def used_artifacts(self) -> list[Any]:
+        return self._run_artifacts("input")
+
+    def logged_artifacts(self) -> list[Any]:
+        return self._run_artifacts("output")
+
+    def _run_artifacts(self, direction: str) -> list[Any]:
+        from stemma.sdk.artifact import Artifact
+
+        backend = self._artifact_backend("listing artifacts")
+        return [
+            Artifact._from_record(backend, self.settings, r)
+            for r in backend.run_artifacts(self._ref, direction)
+        ]
 
     # ------------------------------------------------------------------ finishing
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:

@@ -68,6 +68,7 @@ class RunWriter(threading.Thread):
         self._last_fsync = time.monotonic()
         self._last_contact = time.monotonic()
         self.frames_written = 0
+        self._barriers: list[threading.Event] = []
 
     # ------------------------------------------------------------ main-thread side
     def put(self, item: Any) -> None:
@@ -76,6 +77,24 @@ class RunWriter(threading.Thread):
 
     def flush_soon(self) -> None:
         self._wake.set()
+
+    def wait_stored(self, timeout: float = 120.0) -> None:
+        """Block until everything queued so far is in the store (artifact calls need
+        the run row to exist). Raises StoreError when the store cannot be reached."""
+        from stemma.errors import StoreError
+
+        if not self._online:
+            return
+        done = threading.Event()
+        self.queue.append({"t": "_barrier", "event": done})
+        self._wake.set()
+        if not done.wait(timeout) or self.fatal is not None or self.last_error is not None:
+            reason = self.fatal or self.last_error or "timed out"
+            raise StoreError(
+                f"the store has not accepted run {self.ref.path} yet ({reason}); "
+                "its data is kept in the spool",
+                path=self.ref.path,
+            )
 
     def stop(self, timeout: float | None = None) -> None:
         """Write everything queued, apply what can be applied, close the spool."""
@@ -101,6 +120,7 @@ class RunWriter(threading.Thread):
                 stopping = self._stopping
                 self._write_queued()
                 self._apply_pending(final=stopping)
+                self._release_barriers()
                 now = time.monotonic()
                 if now - self._last_fsync >= FSYNC_INTERVAL:
                     self.spool.fsync()
@@ -115,6 +135,15 @@ class RunWriter(threading.Thread):
                 self._write_queued()
         finally:
             self.spool.close()
+            for ev in self._barriers:  # nobody may wait forever on a stopped writer
+                ev.set()
+
+    def _release_barriers(self) -> None:
+        failed = self.fatal is not None or self.last_error is not None
+        if self._barriers and (self.all_applied or failed):
+            for ev in self._barriers:
+                ev.set()
+            self._barriers.clear()
 
     def _drain(self) -> list[Any]:
         q = self.queue
@@ -124,6 +153,10 @@ class RunWriter(threading.Thread):
         items = self._drain()
         if not items:
             return
+        barriers = [i for i in items if type(i) is dict and i["t"] == "_barrier"]
+        if barriers:
+            items = [i for i in items if not (type(i) is dict and i["t"] == "_barrier")]
+            self._barriers.extend(b["event"] for b in barriers)
         events: list[dict[str, Any]] = []
         rows: list[Row] = []
         sysrows: list[Row] = []

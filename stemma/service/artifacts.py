@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
 from stemma.errors import Conflict, InvalidNameError, NotFound, UsageError
 from stemma.service import runs as run_service
+from stemma.service.blobs import missing_blobs, share_with_gc
 from stemma.service.runs import (
     _aware,
     _insert_ignore,
     ensure_project,
     find_run_pk,
-    to_record,
     utcnow,
 )
 from stemma.storage.models import (
@@ -35,16 +34,14 @@ from stemma.storage.models import (
     artifact_collections,
     artifact_usage,
     artifact_versions,
-    blobs,
     entities,
     project_settings,
     projects,
-    retention_policies,
     runs,
 )
 from stemma.wire.manifest import Manifest
 from stemma.wire.names import check_name
-from stemma.wire.records import ArtifactRecord, ArtifactRef, RunRecord, RunRef
+from stemma.wire.records import ArtifactRecord, ArtifactRef, RunRef
 from stemma.wire.values import from_storable, to_storable
 
 LATEST = "latest"
@@ -271,15 +268,15 @@ def resolve(
                 alias=alias,
             )
         ver = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-    else:
-        ver = _version_row(conn, coll, index)
-        if ver is None:
-            raise NotFound(
-                f"artifact {entity}/{project}/{name} has no version v{index} "
-                f"({_existing_summary(conn, coll)})",
-                version=index,
-            )
-    return coll, ver
+        return coll, ver
+    found = _version_row(conn, coll, index)
+    if found is None:
+        raise NotFound(
+            f"artifact {entity}/{project}/{name} has no version v{index} "
+            f"({_existing_summary(conn, coll)})",
+            version=index,
+        )
+    return coll, found
 
 
 def get_artifact(
@@ -351,60 +348,6 @@ def list_collections(
         }
         for r in conn.execute(q)
     ]
-
-
-# ------------------------------------------------------------------ blobs
-
-
-def missing_blobs(conn: Connection, store: Any, digests: Iterable[str]) -> set[str]:
-    """Digests the store lacks (or that gc has condemned): the client must upload them."""
-    wanted = set(digests)
-    present: set[str] = set()
-    keys = list(wanted)
-    for i in range(0, len(keys), 500):
-        part = keys[i : i + 500]
-        present.update(
-            conn.execute(
-                select(blobs.c.digest).where(and_(blobs.c.digest.in_(part), ~blobs.c.condemned))
-            ).scalars()
-        )
-    return {d for d in wanted if d not in present or not store.has(d)}
-
-
-def register_blobs(conn: Connection, items: Iterable[tuple[str, int]]) -> None:
-    """Record stored blobs (un-condemning any that gc had marked)."""
-    now = utcnow()
-    rows = dict(items)
-    if not rows:
-        return
-    keys = list(rows)
-    existing: set[str] = set()
-    for i in range(0, len(keys), 500):
-        existing.update(
-            conn.execute(
-                select(blobs.c.digest).where(blobs.c.digest.in_(keys[i : i + 500]))
-            ).scalars()
-        )
-    new = [
-        {"digest": d, "size": s, "created_at": now, "condemned": False}
-        for d, s in rows.items()
-        if d not in existing
-    ]
-    if new:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(blobs).on_conflict_do_nothing(), new)
-        else:
-            conn.execute(insert(blobs).prefix_with("OR IGNORE"), new)
-    if existing:
-        revive = list(existing)
-        for i in range(0, len(revive), 500):
-            conn.execute(
-                update(blobs)
-                .where(and_(blobs.c.digest.in_(revive[i : i + 500]), blobs.c.condemned))
-                .values(condemned=False)
-            )
 
 
 # ------------------------------------------------------------------ commit
@@ -524,6 +467,7 @@ def commit_version(
     check_name(name, "artifact")
     check_name(type_, "artifact type")
     alias_list = [check_alias(a) for a in aliases if a != LATEST]
+    share_with_gc(conn)
     _check_blobs_present(conn, store, manifest)
     pid = ensure_project(conn, entity, project)
     _insert_ignore(
@@ -759,7 +703,7 @@ def delete_version(
             .where(artifact_versions.c.id == dep)
             .values(manifest=full.encode(), manifest_base_id=None, manifest_depth=0)
         )
-    _rebase_depths(conn, dependants)
+    _rebase_depths(conn, list(dependants))
     for alias in _aliases_of(conn, [ver.id])[ver.id]:
         _remove_alias(conn, coll.id, alias, ver, actor)
     conn.execute(
@@ -799,153 +743,6 @@ def _rebase_depths(conn: Connection, roots: list[int]) -> None:
         frontier = list(children)
 
 
-# ------------------------------------------------------------------ lineage
-
-
-def _run_record(conn: Connection, run_pk: int) -> RunRecord | None:
-    row = conn.execute(run_service._run_query().where(runs.c.id == run_pk)).first()
-    return None if row is None else to_record(row)
-
-
-def _version_by_id(conn: Connection, vid: int) -> ArtifactRecord:
-    ver = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-    coll = conn.execute(
-        select(artifact_collections).where(artifact_collections.c.id == ver.collection_id)
-    ).one()
-    ent, proj = conn.execute(
-        select(entities.c.name, projects.c.name)
-        .select_from(projects.join(entities, projects.c.entity_id == entities.c.id))
-        .where(projects.c.id == coll.project_id)
-    ).one()
-    return _record(conn, coll, ver, ent, proj, _aliases_of(conn, [vid])[vid], False)
-
-
-def version_runs(conn: Connection, ref: ArtifactRef) -> tuple[RunRecord | None, list[RunRecord]]:
-    """(the run that logged the version, the runs that used it)."""
-    _coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}")
-    logged = _run_record(conn, ver.run_pk) if ver.run_pk is not None else None
-    users = (
-        conn.execute(
-            select(artifact_usage.c.run_pk)
-            .where(
-                and_(artifact_usage.c.version_id == ver.id, artifact_usage.c.direction == "input")
-            )
-            .order_by(artifact_usage.c.id)
-        )
-        .scalars()
-        .all()
-    )
-    return logged, [r for r in (_run_record(conn, pk) for pk in users) if r is not None]
-
-
-def run_artifacts(conn: Connection, run_ref: RunRef, direction: str) -> list[ArtifactRecord]:
-    run_pk = run_service.require_run_pk(conn, run_ref)
-    vids = (
-        conn.execute(
-            select(artifact_usage.c.version_id)
-            .where(and_(artifact_usage.c.run_pk == run_pk, artifact_usage.c.direction == direction))
-            .order_by(artifact_usage.c.id)
-        )
-        .scalars()
-        .all()
-    )
-    return [_version_by_id(conn, v) for v in vids]
-
-
-def lineage(
-    conn: Connection, ref: ArtifactRef, depth: int = 2, direction: str = "both"
-) -> dict[str, Any]:
-    """The lineage graph around a version, ``depth`` run-hops each way.
-
-    Nodes: ``artifact:entity/project/name:vN`` and ``run:entity/project/id``; edges
-    point along the data flow (artifact -> run that used it, run -> artifact it logged).
-    """
-    if direction not in ("both", "upstream", "downstream"):
-        raise UsageError("direction must be both, upstream or downstream")
-    _coll, start = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}")
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: set[tuple[str, str]] = set()
-
-    def art_node(vid: int) -> str:
-        rec = _version_by_id(conn, vid)
-        key = f"artifact:{rec.ref.path}"
-        nodes.setdefault(
-            key,
-            {
-                "id": key,
-                "kind": "artifact",
-                "path": rec.ref.path,
-                "type": rec.type,
-                "aliases": rec.aliases,
-                "state": rec.state,
-            },
-        )
-        return key
-
-    def run_node(run_pk: int) -> str | None:
-        rec = _run_record(conn, run_pk)
-        if rec is None:
-            return None
-        key = f"run:{rec.ref.path}"
-        nodes.setdefault(
-            key,
-            {
-                "id": key,
-                "kind": "run",
-                "path": rec.ref.path,
-                "name": rec.name,
-                "job_type": rec.job_type,
-                "state": rec.state,
-            },
-        )
-        return key
-
-    def usage(filter_col: Any, value: int, direction_: str) -> list[int]:
-        other = (
-            artifact_usage.c.run_pk
-            if filter_col is artifact_usage.c.version_id
-            else artifact_usage.c.version_id
-        )
-        return list(
-            conn.execute(
-                select(other).where(
-                    and_(filter_col == value, artifact_usage.c.direction == direction_)
-                )
-            ).scalars()
-        )
-
-    art_node(start.id)
-    for way in ("upstream", "downstream"):
-        if direction not in ("both", way):
-            continue
-        frontier = [start.id]
-        for _ in range(depth):
-            next_frontier: list[int] = []
-            for vid in frontier:
-                a = art_node(vid)
-                # upstream: the run that logged this version, then what that run used
-                run_pks = usage(
-                    artifact_usage.c.version_id, vid, "output" if way == "upstream" else "input"
-                )
-                for pk in run_pks:
-                    r = run_node(pk)
-                    if r is None:
-                        continue
-                    edges.add((r, a) if way == "upstream" else (a, r))
-                    for v2 in usage(
-                        artifact_usage.c.run_pk, pk, "input" if way == "upstream" else "output"
-                    ):
-                        a2 = art_node(v2)
-                        edges.add((a2, r) if way == "upstream" else (r, a2))
-                        next_frontier.append(v2)
-            frontier = next_frontier
-    return {
-        "root": f"artifact:{ref.path}",
-        "nodes": list(nodes.values()),
-        "edges": [{"source": s, "target": t} for s, t in sorted(edges)],
-    }
-
-
 # ------------------------------------------------------------------ alias history
 
 
@@ -966,236 +763,3 @@ def alias_history(
         }
         for r in conn.execute(q.order_by(alias_events.c.at, alias_events.c.id))
     ]
-
-
-# ------------------------------------------------------------------ retention and gc
-
-
-def set_retention(
-    conn: Connection,
-    entity: str,
-    project: str,
-    name: str | None,
-    keep_last: int | None,
-    delete_unaliased_older_than: float | None,
-) -> None:
-    if keep_last is not None and keep_last < 1:
-        raise UsageError("keep_last must be at least 1")
-    if delete_unaliased_older_than is not None and delete_unaliased_older_than <= 0:
-        raise UsageError("delete_unaliased_older_than must be a positive duration")
-    if name is not None:
-        check_name(name, "artifact")
-    pid = ensure_project(conn, entity, project)
-    cond = and_(
-        retention_policies.c.project_id == pid,
-        retention_policies.c.collection_name.is_(None)
-        if name is None
-        else retention_policies.c.collection_name == name,
-    )
-    conn.execute(delete(retention_policies).where(cond))
-    if keep_last is not None or delete_unaliased_older_than is not None:
-        conn.execute(
-            insert(retention_policies).values(
-                project_id=pid,
-                collection_name=name,
-                keep_last=keep_last,
-                delete_unaliased_older_than=delete_unaliased_older_than,
-            )
-        )
-
-
-def get_retention(conn: Connection, entity: str, project: str) -> list[dict[str, Any]]:
-    pid = _project_id(conn, entity, project)
-    if pid is None:
-        return []
-    return [
-        {
-            "name": r.collection_name,
-            "keep_last": r.keep_last,
-            "delete_unaliased_older_than": r.delete_unaliased_older_than,
-        }
-        for r in conn.execute(
-            select(retention_policies).where(retention_policies.c.project_id == pid)
-        )
-    ]
-
-
-def expired_versions(conn: Connection, now: dt.datetime) -> list[tuple[ArtifactRef, str]]:
-    """Versions TTL or retention would delete, never one with a protected alias."""
-    out: list[tuple[ArtifactRef, str]] = []
-    rows = conn.execute(
-        select(
-            artifact_versions.c.id,
-            artifact_versions.c.version_index,
-            artifact_versions.c.created_at,
-            artifact_versions.c.ttl_seconds,
-            artifact_collections.c.name,
-            artifact_collections.c.id.label("coll_id"),
-            artifact_collections.c.project_id,
-            entities.c.name.label("entity"),
-            projects.c.name.label("project"),
-        )
-        .select_from(
-            artifact_versions.join(
-                artifact_collections, artifact_versions.c.collection_id == artifact_collections.c.id
-            )
-            .join(projects, artifact_collections.c.project_id == projects.c.id)
-            .join(entities, projects.c.entity_id == entities.c.id)
-        )
-        .where(artifact_versions.c.state == "committed")
-        .order_by(artifact_collections.c.id, artifact_versions.c.version_index.desc())
-    ).all()
-    aliases = _aliases_of(conn, [r.id for r in rows])
-    policies: dict[int, list[Row[Any]]] = {}
-    for p in conn.execute(select(retention_policies)):
-        policies.setdefault(p.project_id, []).append(p)
-    protected_by_project: dict[int, set[str]] = {}
-    rank: dict[int, int] = {}
-    for r in rows:
-        if r.project_id not in protected_by_project:
-            protected_by_project[r.project_id] = set(protected_aliases(conn, r.project_id))
-        rank[r.coll_id] = rank.get(r.coll_id, 0) + 1
-        held = set(aliases[r.id]) - {LATEST}
-        if held & protected_by_project[r.project_id]:
-            continue
-        created = _aware(r.created_at)
-        assert created is not None
-        age = (now - created).total_seconds()
-        ref = ArtifactRef(r.entity, r.project, r.name, r.version_index)
-        if r.ttl_seconds is not None and age > r.ttl_seconds:
-            out.append((ref, "ttl"))
-            continue
-        for pol in policies.get(r.project_id, []):
-            if pol.collection_name not in (None, r.name):
-                continue
-            if pol.keep_last is not None and rank[r.coll_id] > pol.keep_last and not held:
-                out.append((ref, f"retention: keep last {pol.keep_last}"))
-                break
-            if (
-                pol.delete_unaliased_older_than is not None
-                and not held
-                and age > pol.delete_unaliased_older_than
-                and rank[r.coll_id] > 1
-            ):
-                out.append((ref, "retention: unaliased and old"))
-                break
-    return out
-
-
-def live_digests(conn: Connection) -> set[str]:
-    """Every blob a committed version references."""
-    live: set[str] = set()
-    for vid in conn.execute(
-        select(artifact_versions.c.id).where(artifact_versions.c.state == "committed")
-    ).scalars():
-        live |= load_manifest(conn, vid).blob_digests()
-    return live
-
-
-def condemn_unreferenced(
-    conn: Connection, grace_seconds: float, now: dt.datetime, extra_live: set[str] = frozenset()
-) -> list[tuple[str, int]]:  # type: ignore[assignment]
-    """Mark blobs no committed version references (and older than the grace period, so
-    uploads waiting for their commit are spared) as condemned; returns them."""
-    live = live_digests(conn) | set(extra_live)
-    cutoff = now - dt.timedelta(seconds=grace_seconds)
-    dead = [
-        (d, s)
-        for d, s, created in conn.execute(select(blobs.c.digest, blobs.c.size, blobs.c.created_at))
-        if d not in live and _aware(created) <= cutoff
-    ]  # type: ignore[operator]
-    keys = [d for d, _ in dead]
-    for i in range(0, len(keys), 500):
-        conn.execute(
-            update(blobs).where(blobs.c.digest.in_(keys[i : i + 500])).values(condemned=True)
-        )
-    return dead
-
-
-def forget_blob(conn: Connection, digest: str) -> bool:
-    """Drop a condemned blob's row; True when it was still condemned (delete its bytes)."""
-    res = conn.execute(delete(blobs).where(and_(blobs.c.digest == digest, blobs.c.condemned)))
-    return bool(res.rowcount)
-
-
-# ------------------------------------------------------------------ storage and diff
-
-
-def storage_stats(
-    conn: Connection, entity: str | None = None, project: str | None = None
-) -> list[dict[str, Any]]:
-    """Logical bytes (sum over versions) vs physical bytes (distinct blobs) per project
-    and artifact type."""
-    q = (
-        select(
-            artifact_versions.c.id,
-            artifact_versions.c.size,
-            artifact_collections.c.type,
-            entities.c.name.label("entity"),
-            projects.c.name.label("project"),
-        )
-        .select_from(
-            artifact_versions.join(
-                artifact_collections, artifact_versions.c.collection_id == artifact_collections.c.id
-            )
-            .join(projects, artifact_collections.c.project_id == projects.c.id)
-            .join(entities, projects.c.entity_id == entities.c.id)
-        )
-        .where(artifact_versions.c.state == "committed")
-    )
-    if entity is not None:
-        q = q.where(entities.c.name == entity)
-    if project is not None:
-        q = q.where(projects.c.name == project)
-    sizes = dict(conn.execute(select(blobs.c.digest, blobs.c.size)).all())
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in conn.execute(q):
-        g = groups.setdefault(
-            (r.entity, r.project, r.type),
-            {
-                "entity": r.entity,
-                "project": r.project,
-                "type": r.type,
-                "versions": 0,
-                "logical_bytes": 0,
-                "digests": set(),
-            },
-        )
-        g["versions"] += 1
-        g["logical_bytes"] += r.size
-        g["digests"] |= load_manifest(conn, r.id).blob_digests()
-    out = []
-    for g in groups.values():
-        digests = g.pop("digests")
-        g["physical_bytes"] = sum(sizes.get(d, 0) for d in digests)
-        g["blobs"] = len(digests)
-        out.append(g)
-    return sorted(out, key=lambda g: (g["entity"], g["project"], g["type"]))
-
-
-def projects_of_runs(conn: Connection, run_pks: list[int]) -> dict[int, str]:
-    rows = conn.execute(
-        select(runs.c.id, entities.c.name, projects.c.name, runs.c.run_id)
-        .select_from(
-            runs.join(projects, runs.c.project_id == projects.c.id).join(
-                entities, projects.c.entity_id == entities.c.id
-            )
-        )
-        .where(runs.c.id.in_(run_pks))
-    )
-    return {pk: f"{e}/{p}/{r}" for pk, e, p, r in rows}
-
-
-__all__ = [
-    "LATEST",
-    "alias_history",
-    "check_alias",
-    "commit_version",
-    "delete_version",
-    "get_artifact",
-    "lineage",
-    "list_collections",
-    "list_versions",
-    "missing_blobs",
-    "or_",
-]

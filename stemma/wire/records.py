@@ -99,3 +99,20 @@ class ArtifactRecord:
     @property
     def ref(self) -> ArtifactRef:
         return ArtifactRef(self.entity, self.project, self.name, self.version)
+
+
+@dataclasses.dataclass(slots=True)
+class ArtifactCommit:
+    """Everything needed to commit one artifact version."""
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    description: str | None
+    metadata: dict[str, Any]
+    manifest: Any  # a Manifest
+    aliases: list[str]
+    ttl_seconds: float | None
+    run: RunRef | None
+    creator: dict[str, Any]

@@ -1,0 +1,126 @@
+"""Blob bookkeeping: which blobs the store holds, and gc's two-phase deletion.
+
+A blob row marked ``condemned`` is one gc is about to delete. Commits treat condemned
+blobs as missing (the client uploads them again, which revives the row), and gc only
+deletes bytes whose row it removes while still condemned, so gc and a concurrent
+commit can never lose a referenced blob.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, select, update
+
+from stemma.service.runs import _aware, utcnow
+from stemma.storage.models import blobs
+
+
+def missing_blobs(conn: Connection, store: Any, digests: Iterable[str]) -> set[str]:
+    """Digests the store lacks (or that gc has condemned): the client must upload them."""
+    wanted = set(digests)
+    present: set[str] = set()
+    keys = list(wanted)
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        present.update(
+            conn.execute(
+                select(blobs.c.digest).where(and_(blobs.c.digest.in_(part), ~blobs.c.condemned))
+            ).scalars()
+        )
+    return {d for d in wanted if d not in present or not store.has(d)}
+
+
+def register_blobs(conn: Connection, items: Iterable[tuple[str, int]]) -> None:
+    """Record stored blobs (un-condemning any that gc had marked)."""
+    now = utcnow()
+    rows = dict(items)
+    if not rows:
+        return
+    keys = list(rows)
+    existing: set[str] = set()
+    for i in range(0, len(keys), 500):
+        existing.update(
+            conn.execute(
+                select(blobs.c.digest).where(blobs.c.digest.in_(keys[i : i + 500]))
+            ).scalars()
+        )
+    new = [
+        {"digest": d, "size": s, "created_at": now, "condemned": False}
+        for d, s in rows.items()
+        if d not in existing
+    ]
+    if new:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(blobs).on_conflict_do_nothing(), new)
+        else:
+            conn.execute(insert(blobs).prefix_with("OR IGNORE"), new)
+    if existing:
+        revive = list(existing)
+        for i in range(0, len(revive), 500):
+            conn.execute(
+                update(blobs)
+                .where(and_(blobs.c.digest.in_(revive[i : i + 500]), blobs.c.condemned))
+                .values(condemned=False)
+            )
+
+
+def lock_against_commits(conn: Connection) -> None:
+    """On PostgreSQL, wait for in-flight commits and hold new ones off until gc's
+    condemn transaction ends (SQLite's write lock already does this)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_advisory_xact_lock(5281)"))
+
+
+def share_with_gc(conn: Connection) -> None:
+    """A commit's side of :func:`lock_against_commits` (commits run concurrently)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(5281)"))
+
+
+def unreferenced(
+    conn: Connection, live: set[str], grace_seconds: float, now: dt.datetime
+) -> list[tuple[str, int]]:
+    """(digest, size) of blobs outside ``live`` older than the grace period."""
+    cutoff = now - dt.timedelta(seconds=grace_seconds)
+    dead = []
+    for d, size, created in conn.execute(select(blobs.c.digest, blobs.c.size, blobs.c.created_at)):
+        made = _aware(created)
+        if d not in live and made is not None and made <= cutoff:
+            dead.append((d, size))
+    return dead
+
+
+def condemn_unreferenced(
+    conn: Connection, live: set[str], grace_seconds: float, now: dt.datetime
+) -> list[tuple[str, int]]:
+    """Mark blobs outside ``live`` (and older than the grace period, so uploads waiting
+    for their commit are spared) as condemned; returns (digest, size) of each."""
+    dead = unreferenced(conn, live, grace_seconds, now)
+    keys = [d for d, _ in dead]
+    for i in range(0, len(keys), 500):
+        conn.execute(
+            update(blobs).where(blobs.c.digest.in_(keys[i : i + 500])).values(condemned=True)
+        )
+    return dead
+
+
+def take_condemned(conn: Connection, digests: list[str]) -> list[str]:
+    """Drop the rows of those digests that are still condemned and return them: the
+    caller deletes their bytes inside the same transaction."""
+    still = list(
+        conn.execute(
+            select(blobs.c.digest).where(and_(blobs.c.digest.in_(digests), blobs.c.condemned))
+        ).scalars()
+    )
+    if still:
+        conn.execute(delete(blobs).where(and_(blobs.c.digest.in_(still), blobs.c.condemned)))
+    return still
