@@ -26,6 +26,7 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_DATABASE_URL": "SQLAlchemy URL of the metadata database "
     "(default: SQLite in STEMMA_DIR)",
     "STEMMA_STORAGE_URL": "where blobs are stored (default: STEMMA_DIR/blobs)",
+    "STEMMA_CACHE_MAX": "size limit of the download cache, e.g. 20GB (default 10% of its disk)",
     "STEMMA_HEARTBEAT_INTERVAL": "seconds between a live run's heartbeats (default 10)",
     "STEMMA_CRASH_TIMEOUT": "seconds without a heartbeat before a run counts as crashed "
     "(default 6 heartbeat intervals)",

@@ -26,6 +26,7 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         if var.startswith(("STEMMA_", "WANDB_")):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STEMMA_DIR", str(d))
+    monkeypatch.setenv("STEMMA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STEMMA_SILENT", "1")
     monkeypatch.setenv("STEMMA_SYSTEM_METRICS", "false")
     reset_backends()

@@ -338,6 +338,14 @@ class EmbeddedBackend(Backend):
                     self.blobs.delete(digest)
                     report["blobs"] += 1
                     report["bytes"] += size
+        # Phase 3: bytes with no row at all (a process killed between storing a file and
+        # registering it), once older than the grace period.
+        with write_tx(self.engine) as conn:
+            known = blob_service.known_digests(conn)
+            for digest, size in self.blobs.orphans(known, grace_seconds):
+                self.blobs.delete(digest)
+                report["blobs"] += 1
+                report["bytes"] += size
         report["temp_files"] = self.blobs.clear_temp(grace_seconds)
         return report
 

@@ -344,17 +344,13 @@ class Artifact:
         if hash_local and todo:
             cache = StatCache(self._settings_or_env().dir / "statcache.db")
             known = cache.lookup((str(p), self._local[n][1]) for n, p in todo)
-            from stemma.storage.blobs.local import hash_fd
+            from stemma.hashing import hash_path
 
             rows = []
             for name, path in todo:
                 digest = known.get(str(path))
                 if digest is None:
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        digest = hash_fd(fd, os.fstat(fd).st_size)
-                    finally:
-                        os.close(fd)
+                    digest = hash_path(path)
                     rows.append((str(path), self._local[name][1], digest))
                 manifest.add(Entry(name, digest, self._local[name][1].st_size))
             cache.record(rows)
@@ -519,6 +515,11 @@ class Artifact:
             assert self._backend is not None
             self._backend.fetch_blob(entry.digest or "", target)
         if entry.digest is not None:
+            # Stamp the file with the version's commit time (as tar and rsync keep
+            # times): the stat cache can trust it at once, and any later edit moves the
+            # mtime, so the next download or verify re-hashes it.
+            stamp = (self.created_at or dt.datetime.now(dt.UTC)).timestamp()
+            os.utime(target, (stamp, stamp))
             cache = StatCache(settings.dir / "statcache.db")
             try:
                 cache.record([(str(target), target.stat(), entry.digest)])
@@ -556,7 +557,7 @@ class Artifact:
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Check the files under ``root`` against the manifest; raise ValueError listing
         what is missing, changed or extra."""
-        from stemma.storage.blobs.local import hash_fd
+        from stemma.hashing import hash_path
 
         manifest = self._committed_manifest()
         base = Path(root) if root is not None else self._default_root()
@@ -570,12 +571,7 @@ class Artifact:
                 continue
             if entry.digest is None:
                 continue
-            fd = os.open(target, os.O_RDONLY)
-            try:
-                digest = hash_fd(fd, os.fstat(fd).st_size)
-            finally:
-                os.close(fd)
-            if digest != entry.digest:
+            if hash_path(target) != entry.digest:
                 problems.append(f"changed: {entry.path}")
         if base.is_dir():
             for dirpath, _d, fnames in os.walk(base):
@@ -654,11 +650,6 @@ class Artifact:
         rec = self._require_committed("lineage")
         assert self._backend is not None
         return self._backend.artifact_lineage(rec.ref, depth, direction)
-
-    def __del__(self) -> None:
-        if self._tmpdir is not None:
-            with contextlib.suppress(Exception):
-                self._tmpdir.cleanup()
 
 
 def _store_with_progress(

@@ -8,7 +8,6 @@ so a source that changed is reported rather than silently used.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +15,11 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from stemma.errors import InvalidValueError, NotFound, UsageError
+from stemma.hashing import hash_path
 from stemma.sdk.cache import BlobCache
 from stemma.wire.manifest import Entry, check_entry_path
 
 SCHEMES = ("file", "s3", "http", "https")
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _file_entries(
@@ -56,7 +48,7 @@ def _file_entries(
         out.append(
             Entry(
                 check_entry_path(entry_name),
-                _hash_file(full) if checksum else None,
+                hash_path(full) if checksum else None,
                 st.st_size,
                 full.resolve().as_uri(),
                 {"mtime_ns": st.st_mtime_ns},

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
-from stemma.errors import Conflict, InvalidNameError, NotFound, UsageError
+from stemma.errors import Conflict, InvalidNameError, InvalidValueError, NotFound, UsageError
 from stemma.service import runs as run_service
 from stemma.service.blobs import missing_blobs, share_with_gc
 from stemma.service.runs import (
@@ -39,7 +39,7 @@ from stemma.storage.models import (
     projects,
     runs,
 )
-from stemma.wire.manifest import Manifest
+from stemma.wire.manifest import Manifest, check_entry_path
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactRecord, ArtifactRef, RunRef
 from stemma.wire.values import from_storable, to_storable
@@ -467,6 +467,11 @@ def commit_version(
     check_name(name, "artifact")
     check_name(type_, "artifact type")
     alias_list = [check_alias(a) for a in aliases if a != LATEST]
+    for entry in manifest:  # never trust a client's paths: they are written on download
+        if check_entry_path(entry.path) != entry.path:
+            raise InvalidValueError(
+                f"manifest entry {entry.path!r} is not a clean relative path", name=entry.path
+            )
     share_with_gc(conn)
     _check_blobs_present(conn, store, manifest)
     pid = ensure_project(conn, entity, project)

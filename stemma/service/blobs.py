@@ -124,3 +124,8 @@ def take_condemned(conn: Connection, digests: list[str]) -> list[str]:
     if still:
         conn.execute(delete(blobs).where(and_(blobs.c.digest.in_(still), blobs.c.condemned)))
     return still
+
+
+def known_digests(conn: Connection) -> set[str]:
+    """Every digest with a row (condemned or not)."""
+    return set(conn.execute(select(blobs.c.digest)).scalars())

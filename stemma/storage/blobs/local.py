@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from stemma.errors import InvalidValueError, NotFound
+from stemma.hashing import CHUNK as _CHUNK
+from stemma.hashing import hash_fd
 from stemma.storage.blobs.base import BlobStore
 
 _SMALL = 1 << 20  # below this, read into memory: one read, one hash, one write
-_CHUNK = 8 << 20
 _FICLONE = 0x40049409  # ioctl number of a reflink on Linux (btrfs, xfs, ...)
 
 
@@ -65,19 +66,6 @@ def _kernel_copy(src_fd: int, dst_fd: int, size: int) -> None:
             break
         os.write(dst_fd, buf)
         offset += len(buf)
-
-
-def hash_fd(fd: int, size: int) -> str:
-    """SHA-256 of the first ``size`` bytes of ``fd`` (positional reads, GIL released)."""
-    h = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        buf = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not buf:
-            break
-        h.update(buf)
-        offset += len(buf)
-    return h.hexdigest()
 
 
 def _changed(before: os.stat_result, after: os.stat_result) -> bool:
@@ -247,6 +235,19 @@ class LocalBlobStore(BlobStore):
                     f.unlink()
                     removed += 1
         return removed
+
+    def orphans(self, known: set[str], older_than: float) -> Iterator[tuple[str, int]]:
+        """(digest, size) of stored files not in ``known`` and older than ``older_than`` s."""
+        import time
+
+        cutoff = time.time() - older_than
+        for digest in self.digests():
+            if digest in known:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                st = self.path(digest).stat()
+                if st.st_mtime <= cutoff:
+                    yield digest, st.st_size
 
     def physical_bytes(self) -> int:
         """Bytes of stored blobs (what the store costs on disk, before block rounding)."""

@@ -1,0 +1,156 @@
+"""Helpers shared by the benchmark scripts in bench/ (paths, sizes, formatting, tables).
+
+Standard library only, and nothing imported at module level beyond it: the scripts run this
+module under both .venv (Stemma) and .bench-venv (the peers), and a worker must pay for its
+own tool's imports inside its timed region, not for ours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STEMMA_PYTHON = ROOT / ".venv" / "bin" / "python"
+PEERS_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
+RESULTS_DIR = HERE / "results"
+
+
+def dir_bytes(path: Path) -> int:
+    """Apparent size of every file under ``path`` (a file counts as itself)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:  # a tool's temp file vanished while we walked
+                pass
+    return total
+
+
+def disk_usage(paths: Sequence[Path]) -> tuple[int, int]:
+    """``(apparent, blocks)`` bytes under ``paths``, counting each inode once.
+
+    Apparent is the sum of file sizes (``du -sb`` without directory entries, so a tool is not
+    charged for how many directories it makes). Blocks is what ``du -s --block-size=1``
+    reports: allocated blocks of files *and* directories, i.e. what the disk really lost,
+    including the rounding of every small file up to the 4 KiB block.
+    """
+    seen: set[tuple[int, int]] = set()
+    apparent = blocks = 0
+
+    def count(p: str, is_file: bool) -> None:
+        nonlocal apparent, blocks
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
+        blocks += st.st_blocks * 512
+        if is_file:
+            apparent += st.st_size
+
+    for path in paths:
+        if not path.exists():
+            continue
+        if not path.is_dir():
+            count(str(path), True)
+            continue
+        for dirpath, dirs, files in os.walk(path):
+            count(dirpath, False)
+            for name in files:
+                count(os.path.join(dirpath, name), True)
+            for name in dirs:  # symlinks to directories are not walked; count the link
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full):
+                    count(full, True)
+    return apparent, blocks
+
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_us(s: float) -> str:
+    return f"{s * 1e6:,.1f} µs" if s < 1e-3 else f"{s * 1e3:,.2f} ms"
+
+
+def fmt_bytes(b: float) -> str:
+    """Decimal units, as the README tables use (MB = 10^6 bytes)."""
+    if abs(b) >= 1e9:
+        return f"{b / 1e9:,.2f} GB"
+    return f"{b / 1e6:,.2f} MB" if abs(b) >= 1e5 else f"{b / 1e3:,.1f} kB"
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table when rich is importable, else aligned plain text (same columns)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+        print(f"\n{title}")
+        for r in [headers, *rows]:
+            print(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(r, widths, strict=True))
+                )
+            )
+        return
+    t = Table(title=title, title_justify="left")
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*r)
+    Console(width=160).print(t)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---"] + ["--:"] * (len(headers) - 1)) + "|",
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def save_results(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` plus when/where it ran to bench/results/NAME-STAMP.json (gitignored),
+    for comparing runs over time."""
+    import json  # lazily: log_throughput's jsonl worker times its own ``import json``
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    full = {
+        "when": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": cpu_model(),
+            "python": platform.python_version(),
+        },
+        **payload,
+    }
+    path.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    return path
