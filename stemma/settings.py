@@ -38,6 +38,36 @@ ENV_VARS: dict[str, str] = {
 }
 
 
+def config_path() -> Path:
+    """Where ``stemma login`` keeps the server URL and key."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "stemma" / "login.json"
+
+
+def load_login() -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads(config_path().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def save_login(base_url: str, api_key: str | None) -> Path:
+    """Write the login file with mode 0600 (it holds a secret)."""
+    import json
+
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"base_url": base_url, **({"api_key": api_key} if api_key else {})}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.chmod(path, 0o600)
+    return path
+
+
 def default_dir() -> Path:
     """The user's data directory: ``$XDG_DATA_HOME/stemma`` or ``~/.local/share/stemma``."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
@@ -94,9 +124,10 @@ class Settings:
     def from_env(cls, **overrides: Any) -> Settings:
         env = os.environ
         hb = _float("STEMMA_HEARTBEAT_INTERVAL", 10.0)
+        login = load_login() if not env.get("STEMMA_BASE_URL") else {}
         s = cls(
-            base_url=env.get("STEMMA_BASE_URL") or None,
-            api_key=env.get("STEMMA_API_KEY") or None,
+            base_url=env.get("STEMMA_BASE_URL") or login.get("base_url") or None,
+            api_key=env.get("STEMMA_API_KEY") or login.get("api_key") or None,
             entity=env.get("STEMMA_ENTITY") or None,
             project=env.get("STEMMA_PROJECT") or None,
             mode=(env.get("STEMMA_MODE") or "online").strip().lower(),

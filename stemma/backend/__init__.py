@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from stemma.backend.base import Backend
-from stemma.errors import UsageError
 from stemma.settings import Settings
 
 _instances: dict[tuple[str, ...], Backend] = {}
@@ -29,14 +28,13 @@ def get_backend(settings: Settings) -> Backend:
         backend = _instances.get(key)
         if backend is None:
             if settings.base_url:
-                raise UsageError(
-                    f"STEMMA_BASE_URL is set to {settings.base_url!r}, but this version of "
-                    "Stemma has no HTTP client yet; unset it to use the embedded store",
-                    base_url=settings.base_url,
-                )
-            from stemma.backend.embedded import EmbeddedBackend
+                from stemma.backend.http import HttpBackend
 
-            backend = EmbeddedBackend(settings)
+                backend = HttpBackend(settings)
+            else:
+                from stemma.backend.embedded import EmbeddedBackend
+
+                backend = EmbeddedBackend(settings)
             _instances[key] = backend
         return backend
 

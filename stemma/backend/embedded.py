@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from stemma.backend.base import Backend, Progress
-from stemma.errors import StoreError
+from stemma.errors import Conflict, NotFound, StoreError
 from stemma.service import artifacts as artifact_service
 from stemma.service import blobs as blob_service
 from stemma.service import diff as diff_service
@@ -174,6 +174,28 @@ class EmbeddedBackend(Backend):
         with write_tx(self.engine) as conn:
             blob_service.register_blobs(conn, results)
         return results
+
+    # The server's side of uploads: the client cannot hand the server file paths.
+    def missing_blobs(self, digests: list[str]) -> set[str]:
+        with read_tx(self.engine) as conn:
+            return blob_service.missing_blobs(conn, self.blobs, digests)
+
+    def register_blobs(self, items: list[tuple[str, int]]) -> None:
+        with write_tx(self.engine) as conn:
+            blob_service.register_blobs(conn, items)
+
+    def register_uploaded(self, items: list[tuple[str, int]]) -> None:
+        """Register blobs a client uploaded straight to the object store, after checking
+        the store really holds them at the declared size."""
+        for digest, size in items:
+            found = self.blobs.size(digest)
+            if found is None:
+                raise NotFound(f"blob {digest} was not uploaded", digest=digest)
+            if found != size:
+                raise Conflict(
+                    f"blob {digest} is {found} bytes in the store, not {size}", digest=digest
+                )
+        self.register_blobs(items)
 
     def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
         with write_tx(self.engine) as conn:

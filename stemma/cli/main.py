@@ -9,6 +9,7 @@ from stemma.cli.artifact import artifact_group
 from stemma.cli.db import db_group
 from stemma.cli.demo import demo_cmd
 from stemma.cli.runs import runs_group
+from stemma.cli.server import login_cmd, server_cmd
 from stemma.cli.storage import cache_group, gc_cmd, storage_cmd
 from stemma.cli.sync import sync_cmd
 
@@ -30,6 +31,8 @@ cli.add_command(artifact_group)
 cli.add_command(gc_cmd)
 cli.add_command(storage_cmd)
 cli.add_command(cache_group)
+cli.add_command(server_cmd)
+cli.add_command(login_cmd)
 
 
 def main() -> None:

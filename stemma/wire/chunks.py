@@ -74,6 +74,32 @@ def encode_values(kind: str, values: Any) -> bytes:
     return msgpack.packb(list(values), use_bin_type=True)
 
 
+def encode_steps_any(steps: Any) -> bytes:
+    """:func:`encode_steps` for a numpy array (the read path) or an ``array``."""
+    if isinstance(steps, array):
+        return encode_steps(steps)
+    import numpy as np
+
+    arr = np.asarray(steps, dtype="<i8")
+    n = len(arr)
+    if n >= 2:
+        stride = int(arr[1] - arr[0])
+        if stride > 0 and bool((np.diff(arr) == stride).all()):
+            return b"A" + _ARITH.pack(int(arr[0]), stride, n)
+    elif n == 1:
+        return b"A" + _ARITH.pack(int(arr[0]), 1, 1)
+    return b"R" + arr.tobytes()
+
+
+def encode_values_any(kind: str, values: Any) -> bytes:
+    """:func:`encode_values` for numpy arrays as well as ``array`` / lists."""
+    if kind in (FLOAT64, INT64) and not isinstance(values, array):
+        import numpy as np
+
+        return np.asarray(values, dtype="<f8" if kind == FLOAT64 else "<i8").tobytes()
+    return encode_values(kind, values)
+
+
 def decode_values_array(kind: str, blob: bytes) -> Any:
     """Inverse of :func:`encode_values` as ``array`` / list (ingest path)."""
     if kind == PACKED:

@@ -116,6 +116,14 @@ class LocalBlobStore(BlobStore):
             return
         os.replace(tmp, dest)
 
+    def receive_path(self) -> Path:
+        """A temporary path on the store's filesystem for bytes arriving over the network."""
+        return self._temp()
+
+    def place(self, tmp: Path, digest: str) -> None:
+        """Move verified bytes at ``tmp`` under their digest (atomic; read-only after)."""
+        self._place(Path(tmp), digest)
+
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if not self.has(digest):

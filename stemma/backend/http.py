@@ -1,0 +1,579 @@
+"""The HTTP backend: the same operations as the embedded store, over the REST API.
+
+One pooled keep-alive connection set per process; history frames travel as zstd
+compressed msgpack; errors come back as JSON with a stable code and are raised as the
+same exception classes the embedded store raises. A server that cannot be reached is a
+:class:`~stemma.errors.StoreError`, which the writer thread retries with backoff while
+the spool keeps everything.
+
+Blob bytes go where the server's upload plan says: to the server itself (local-directory
+stores) or straight to the object store through presigned URLs, so with S3 the server
+is never on the data path. Downloads fill the local cache first, so a second download,
+or an offline one, needs no network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from stemma import errors
+from stemma.backend.base import Backend, Progress
+from stemma.errors import InvalidValueError, StoreError
+from stemma.hashing import hash_path
+from stemma.settings import Settings
+from stemma.wire import chunks
+from stemma.wire.chunks import Column
+from stemma.wire.records import (
+    ApplyResult,
+    ArtifactCommit,
+    ArtifactRecord,
+    ArtifactRef,
+    RunRecord,
+    RunRef,
+)
+
+_CHUNK = 8 << 20
+
+
+def _path(*parts: str) -> str:
+    from urllib.parse import quote
+
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+class HttpBackend(Backend):
+    """A client of ``stemma server`` at ``settings.base_url``."""
+
+    def __init__(self, settings: Settings) -> None:
+        import httpx
+
+        if not settings.base_url:
+            raise StoreError("no server URL: set STEMMA_BASE_URL or run `stemma login`")
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        headers = {"user-agent": "stemma-sdk"}
+        if settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        self._httpx = httpx
+        self.client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            follow_redirects=False,
+        )
+        # Presigned object-store URLs carry their own authorisation: never our key.
+        self.raw = httpx.Client(
+            timeout=httpx.Timeout(600.0, connect=10.0), limits=httpx.Limits(max_connections=32)
+        )
+        self._whoami: dict[str, Any] | None = None
+        self._cache: Any = None
+        self._cache_lock = threading.Lock()
+
+    # ------------------------------------------------------------ plumbing
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            resp = self.client.request(method, url, **kwargs)
+        except self._httpx.TransportError as exc:
+            raise StoreError(
+                f"cannot reach the Stemma server at {self.base_url}: {exc}", url=self.base_url
+            ) from exc
+        if resp.status_code >= 400:
+            self._raise(resp)
+        return resp
+
+    def _raise(self, resp: Any) -> None:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "code" in body:
+            raise errors.from_dict(body)
+        if resp.status_code >= 500:
+            raise StoreError(
+                f"the Stemma server answered HTTP {resp.status_code}", status=resp.status_code
+            )
+        raise errors.StemmaError(
+            f"the Stemma server answered HTTP {resp.status_code}: {resp.text[:200]}",
+            status=resp.status_code,
+        )
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._request(method, url, **kwargs).json()
+
+    def _cache_obj(self) -> Any:
+        with self._cache_lock:
+            if self._cache is None:
+                from stemma.sdk.cache import open_cache
+
+                self._cache = open_cache(self.settings.cache_dir)
+            return self._cache
+
+    def default_entity(self) -> str:
+        if self._whoami is None:
+            self._whoami = self._json("GET", "/api/v1/whoami")
+        return str(self._whoami["entity"])
+
+    # ------------------------------------------------------------ runs
+    def apply(
+        self, ref: RunRef, spool_id: str, start: int, end: int, events: list[dict[str, Any]]
+    ) -> ApplyResult:
+        import zstandard
+
+        body = msgpack.packb(
+            {"spool_id": spool_id, "start": start, "end": end, "events": events}, use_bin_type=True
+        )
+        data = zstandard.ZstdCompressor(level=3).compress(body)
+        out = self._json(
+            "POST",
+            f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}/frames",
+            content=data,
+            headers={"content-type": "application/x-msgpack", "content-encoding": "zstd"},
+        )
+        return ApplyResult(out["applied"], out["committed_offset"])
+
+    def committed_offset(self, ref: RunRef, spool_id: str) -> int:
+        path = _path(ref.entity, ref.project, ref.run_id, "spools", spool_id)
+        return int(self._json("GET", f"/api/v1/runs/{path}")["committed_offset"])
+
+    def heartbeat(self, ref: RunRef) -> None:
+        self._request(
+            "POST", f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}/heartbeat"
+        )
+
+    def get_run(self, ref: RunRef) -> RunRecord | None:
+        from stemma.wire.schemas import RunOut
+
+        try:
+            body = self._json("GET", f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}")
+        except errors.NotFound:
+            return None
+        return RunOut.model_validate(body).to_record()
+
+    def list_runs(
+        self,
+        entity: str,
+        project: str,
+        *,
+        order: str = "-created_at",
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        from stemma.wire.schemas import RunOut
+
+        out: list[RunRecord] = []
+        page = 1000 if limit is None else min(limit, 1000)
+        while True:
+            body = self._json(
+                "GET",
+                f"/api/v1/projects/{_path(entity, project)}/runs",
+                params={"order": order, "offset": offset + len(out), "limit": page},
+            )
+            batch = [RunOut.model_validate(r).to_record() for r in body["runs"]]
+            out.extend(batch)
+            if len(batch) < page or (limit is not None and len(out) >= limit):
+                return out if limit is None else out[:limit]
+
+    def count_runs(self, entity: str, project: str) -> int:
+        return int(
+            self._json("GET", f"/api/v1/projects/{_path(entity, project)}/runs/count")["count"]
+        )
+
+    def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:
+        params = {"entity": entity} if entity else {}
+        return [
+            (p["entity"], p["name"], p["runs"])
+            for p in self._json("GET", "/api/v1/projects", params=params)
+        ]
+
+    def history_keys(self, ref: RunRef) -> list[str]:
+        path = _path(ref.entity, ref.project, ref.run_id)
+        return list(self._json("GET", f"/api/v1/runs/{path}/history/keys")["keys"])
+
+    def read_history(
+        self,
+        ref: RunRef,
+        keys: list[str] | None = None,
+        *,
+        stream: str = "default",
+        samples: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> dict[str, Column]:
+        params: dict[str, Any] = {"stream": stream}
+        if keys is not None:
+            if not keys:
+                return {}
+            params["keys"] = keys
+        for name, value in (("samples", samples), ("min_step", min_step), ("max_step", max_step)):
+            if value is not None:
+                params[name] = value
+        path = _path(ref.entity, ref.project, ref.run_id)
+        resp = self._request("GET", f"/api/v1/runs/{path}/history", params=params)
+        body = msgpack.unpackb(resp.content, raw=False)
+        return {
+            key: Column(kind, chunks.decode_steps(steps), chunks.decode_values(kind, vals))
+            for key, (kind, steps, vals) in body.items()
+        }
+
+    def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:
+        from stemma.wire.values import to_storable
+
+        body = dict(changes)
+        if "summary" in body and body["summary"] is not None:
+            body["summary"] = to_storable(body["summary"], "summary")
+        self._request(
+            "PATCH", f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}", json=body
+        )
+
+    def delete_run(self, ref: RunRef) -> None:
+        self._request("DELETE", f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}")
+
+    # ------------------------------------------------------------ blobs
+    def store_files(
+        self, files: list[tuple[Path, str | None]], progress: Progress = None
+    ) -> list[tuple[str, int]]:
+        """Hash what is not known, ask the server what it lacks, upload only that."""
+
+        def digest_of(item: tuple[Path, str | None]) -> tuple[str, int]:
+            path, known = item
+            size = path.stat().st_size
+            return (known or hash_path(path)), size
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+            results = list(pool.map(digest_of, files))
+        by_digest = {d: (p, s) for (p, _), (d, s) in zip(files, results, strict=True)}
+        plan = self._json(
+            "POST",
+            "/api/v1/blobs/uploads",
+            json={"blobs": [{"digest": d, "size": s} for d, (_, s) in by_digest.items()]},
+        )
+        uploads = plan["uploads"]
+        skipped = sum(
+            s for d, (_, s) in by_digest.items() if d not in {u["digest"] for u in uploads}
+        )
+        if progress is not None and skipped:
+            progress(skipped)
+        direct: list[dict[str, Any]] = []
+
+        def upload(target: dict[str, Any]) -> None:
+            path, size = by_digest[target["digest"]]
+            self._upload(path, size, target)
+            if target["url"] is None or not target["url"].startswith("/"):
+                direct.append({"digest": target["digest"], "size": size})
+            if progress is not None:
+                progress(size)
+
+        with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 2))) as pool:
+            list(pool.map(upload, uploads))
+        if direct:
+            self._request("POST", "/api/v1/blobs/register", json={"blobs": direct})
+        return results
+
+    def _upload(self, path: Path, size: int, target: dict[str, Any]) -> None:
+        before = path.stat()
+        if target.get("upload_id"):
+            self._upload_parts(path, target)
+        else:
+            url = target["url"]
+            with open(path, "rb") as fh:
+                if url.startswith("/"):  # the server itself stores the bytes
+                    self._request(
+                        "PUT",
+                        url,
+                        content=_file_chunks(fh),
+                        headers={
+                            "content-type": "application/octet-stream",
+                            "content-length": str(size),
+                        },
+                    )
+                else:
+                    headers = dict(target.get("headers") or {})
+                    headers["content-length"] = str(size)
+                    resp = self.raw.put(url, content=_file_chunks(fh), headers=headers)
+                    if resp.status_code >= 300:
+                        raise StoreError(
+                            f"upload of {path} to the object store failed: HTTP "
+                            f"{resp.status_code} {resp.text[:200]}"
+                        )
+        after = path.stat()
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise InvalidValueError(f"{path} changed while it was being uploaded", path=str(path))
+
+    def _upload_parts(self, path: Path, target: dict[str, Any]) -> None:
+        part_size = int(target["part_size"])
+        parts = []
+        with open(path, "rb") as fh:
+            for number, url in enumerate(target["part_urls"], 1):
+                data = fh.read(part_size)
+                resp = self.raw.put(url, content=data)
+                if resp.status_code >= 300:
+                    raise StoreError(
+                        f"upload of part {number} of {path} failed: HTTP {resp.status_code}"
+                    )
+                parts.append({"PartNumber": number, "ETag": resp.headers.get("etag", "")})
+        self._request(
+            "POST",
+            "/api/v1/blobs/multipart/complete",
+            json={"digest": target["digest"], "upload_id": target["upload_id"], "parts": parts},
+        )
+
+    def fetch_blob(self, digest: str, dest: Path) -> None:
+        cache = self._cache_obj()
+        if not cache.has(digest):
+            resp = self.client.send(
+                self.client.build_request("GET", f"/api/v1/blobs/{digest}"), stream=True
+            )
+            try:
+                if resp.status_code in (301, 302, 303, 307, 308):
+                    location = resp.headers["location"]
+                    resp.close()
+                    with self.raw.stream("GET", location) as direct:
+                        if direct.status_code >= 400:
+                            raise StoreError(
+                                f"download of blob {digest} from the object store "
+                                f"failed: HTTP {direct.status_code}"
+                            )
+                        cache.put_chunks(direct.iter_bytes(1 << 20), digest)
+                elif resp.status_code >= 400:
+                    resp.read()
+                    self._raise(resp)
+                else:
+                    cache.put_chunks(resp.iter_bytes(1 << 20), digest)
+            finally:
+                resp.close()
+        cache.copy_out(digest, dest)
+
+    def verify_blobs(self, digests: list[str], progress: Progress = None) -> list[str]:
+        return list(
+            self._json("POST", "/api/v1/blobs/verify", json={"digests": digests})["digests"]
+        )
+
+    # ------------------------------------------------------------ artifacts
+    def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
+        from stemma.wire.schemas import ArtifactOut
+        from stemma.wire.values import to_storable
+
+        body = {
+            "type": commit.type,
+            "description": commit.description,
+            "metadata": to_storable(commit.metadata, "metadata"),
+            "manifest": commit.manifest.to_json(),
+            "aliases": commit.aliases,
+            "ttl_seconds": commit.ttl_seconds,
+            "run": None
+            if commit.run is None
+            else {
+                "entity": commit.run.entity,
+                "project": commit.run.project,
+                "run_id": commit.run.run_id,
+            },
+            "creator": to_storable(commit.creator, "creator"),
+        }
+        out = self._json(
+            "POST",
+            f"/api/v1/artifacts/{_path(commit.entity, commit.project, commit.name)}/versions",
+            json=body,
+        )  # noqa: E501
+        record = ArtifactOut.model_validate(out["artifact"]).to_record()
+        record.manifest = commit.manifest
+        return record, bool(out["created"])
+
+    def get_artifact(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        selector: str | None,
+        at: Any = None,
+        with_manifest: bool = True,
+    ) -> ArtifactRecord:
+        from stemma.wire.schemas import ArtifactOut
+
+        params: dict[str, Any] = {"manifest": with_manifest}
+        if at is not None:
+            params["at"] = at.isoformat() if isinstance(at, dt.datetime) else str(at)
+        body = self._json(
+            "GET",
+            f"/api/v1/artifacts/{_path(entity, project, name, selector or 'latest')}",
+            params=params,
+        )
+        return ArtifactOut.model_validate(body).to_record()
+
+    def list_artifact_versions(
+        self, entity: str, project: str, name: str, include_deleted: bool = False
+    ) -> list[ArtifactRecord]:
+        from stemma.wire.schemas import ArtifactOut
+
+        body = self._json(
+            "GET",
+            f"/api/v1/artifacts/{_path(entity, project, name)}/versions",
+            params={"include_deleted": include_deleted},
+        )
+        return [ArtifactOut.model_validate(a).to_record() for a in body["artifacts"]]
+
+    def list_artifact_collections(
+        self, entity: str, project: str, type_: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"type": type_} if type_ else {}
+        body = self._json(
+            "GET", f"/api/v1/projects/{_path(entity, project)}/artifacts", params=params
+        )
+        out = body["collections"]
+        for c in out:
+            if c.get("created_at"):
+                c["created_at"] = dt.datetime.fromisoformat(c["created_at"])
+        return list(out)
+
+    def _version_path(self, ref: ArtifactRef) -> str:
+        return f"/api/v1/artifacts/{_path(ref.entity, ref.project, ref.name, f'v{ref.version}')}"
+
+    def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
+        from stemma.wire.schemas import ArtifactOut
+        from stemma.wire.values import to_storable
+
+        body = dict(changes)
+        if body.get("metadata") is not None:
+            body["metadata"] = to_storable(body["metadata"], "metadata")
+        return ArtifactOut.model_validate(
+            self._json("PATCH", self._version_path(ref), json=body)
+        ).to_record()
+
+    def delete_artifact(self, ref: ArtifactRef, delete_aliases: bool = False) -> None:
+        self._request("DELETE", self._version_path(ref), params={"delete_aliases": delete_aliases})
+
+    def use_artifact(self, run: RunRef, ref: ArtifactRef) -> None:
+        self._request(
+            "POST",
+            f"/api/v1/runs/{_path(run.entity, run.project, run.run_id)}/used",
+            json={
+                "entity": ref.entity,
+                "project": ref.project,
+                "name": ref.name,
+                "version": ref.version,
+            },
+        )
+
+    def artifact_runs(self, ref: ArtifactRef) -> tuple[RunRecord | None, list[RunRecord]]:
+        from stemma.wire.schemas import ArtifactRunsOut
+
+        body = ArtifactRunsOut.model_validate(self._json("GET", self._version_path(ref) + "/runs"))
+        return (
+            body.logged_by.to_record() if body.logged_by else None,
+            [r.to_record() for r in body.used_by],
+        )
+
+    def run_artifacts(self, run: RunRef, direction: str) -> list[ArtifactRecord]:
+        from stemma.wire.schemas import ArtifactOut
+
+        body = self._json(
+            "GET",
+            f"/api/v1/runs/{_path(run.entity, run.project, run.run_id)}/artifacts",
+            params={"direction": direction},
+        )
+        return [ArtifactOut.model_validate(a).to_record() for a in body["artifacts"]]
+
+    def artifact_lineage(
+        self, ref: ArtifactRef, depth: int = 2, direction: str = "both"
+    ) -> dict[str, Any]:
+        return dict(
+            self._json(
+                "GET",
+                self._version_path(ref) + "/lineage",
+                params={"depth": depth, "direction": direction},
+            )
+        )
+
+    def alias_history(
+        self, entity: str, project: str, name: str, alias: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"alias": alias} if alias else {}
+        rows = self._json(
+            "GET", f"/api/v1/artifacts/{_path(entity, project, name)}/alias-history", params=params
+        )
+        for r in rows:
+            r["at"] = dt.datetime.fromisoformat(r["at"])
+        return list(rows)
+
+    def artifact_diff(
+        self, a: ArtifactRef, b: ArtifactRef, contents: bool = True
+    ) -> dict[str, Any]:
+        def ref(x: ArtifactRef) -> dict[str, Any]:
+            return {"entity": x.entity, "project": x.project, "name": x.name, "version": x.version}
+
+        return dict(
+            self._json(
+                "POST",
+                "/api/v1/artifact-diff",
+                params={"contents": contents},
+                json={"a": ref(a), "b": ref(b)},
+            )
+        )
+
+    def get_protected_aliases(self, entity: str, project: str) -> list[str]:
+        return list(
+            self._json("GET", f"/api/v1/projects/{_path(entity, project)}/protected-aliases")[
+                "aliases"
+            ]
+        )
+
+    def set_protected_aliases(self, entity: str, project: str, aliases: list[str]) -> None:
+        self._request(
+            "PUT",
+            f"/api/v1/projects/{_path(entity, project)}/protected-aliases",
+            json={"aliases": aliases},
+        )
+
+    def get_retention(self, entity: str, project: str) -> list[dict[str, Any]]:
+        return list(
+            self._json("GET", f"/api/v1/projects/{_path(entity, project)}/retention")["policies"]
+        )
+
+    def set_retention(
+        self,
+        entity: str,
+        project: str,
+        name: str | None,
+        keep_last: int | None,
+        delete_unaliased_older_than: float | None,
+    ) -> None:
+        self._request(
+            "PUT",
+            f"/api/v1/projects/{_path(entity, project)}/retention",
+            json={
+                "name": name,
+                "keep_last": keep_last,
+                "delete_unaliased_older_than": delete_unaliased_older_than,
+            },
+        )
+
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        return dict(
+            self._json(
+                "POST",
+                "/api/v1/admin/gc",
+                json={"dry_run": dry_run, "grace_seconds": grace_seconds},
+            )
+        )
+
+    def storage_stats(
+        self, entity: str | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("entity", entity), ("project", project)) if v}
+        return list(self._json("GET", "/api/v1/storage", params=params))
+
+    def close(self) -> None:
+        self.client.close()
+        self.raw.close()
+
+
+def _file_chunks(fh: Any) -> Any:
+    while chunk := fh.read(_CHUNK):
+        yield chunk

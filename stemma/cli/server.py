@@ -1,0 +1,99 @@
+"""``stemma server`` and ``stemma login``."""
+
+from __future__ import annotations
+
+import click
+
+from stemma.cli.common import handle_errors
+from stemma.server.config import DEFAULT_PORT
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--database-url",
+    envvar="STEMMA_DATABASE_URL",
+    help="SQLAlchemy URL (default: SQLite in STEMMA_DIR).",
+)
+@click.option(
+    "--storage-url",
+    envvar="STEMMA_STORAGE_URL",
+    help="Blob store: a directory or s3://bucket/prefix (default: STEMMA_DIR/blobs).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Worker processes (several need PostgreSQL; SQLite allows one writer).",
+)
+@click.option("--log-level", default="info", show_default=True)
+@handle_errors
+def server_cmd(
+    host: str,
+    port: int,
+    database_url: str | None,
+    storage_url: str | None,
+    workers: int,
+    log_level: str,
+) -> None:
+    """Serve the REST API (and, later, the web UI) over the configured store."""
+    import os
+
+    import uvicorn
+
+    from stemma.server.config import ServerSettings
+    from stemma.storage.database import create_store_engine, ensure_schema, sqlite_url
+
+    settings = ServerSettings.from_env(database_url=database_url, storage_url=storage_url)
+    url = settings.database_url or sqlite_url(settings.dir)
+    if workers > 1 and url.startswith("sqlite"):
+        raise click.UsageError(
+            "--workers > 1 needs PostgreSQL (STEMMA_DATABASE_URL): SQLite has one writer"
+        )
+    ensure_schema(create_store_engine(url))  # migrate once, before workers start
+    if database_url:
+        os.environ["STEMMA_DATABASE_URL"] = database_url
+    if storage_url:
+        os.environ["STEMMA_STORAGE_URL"] = storage_url
+    click.echo(f"stemma server on http://{host}:{port} (store: {url.split('@')[-1]})", err=True)
+    uvicorn.run(
+        "stemma.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+    )
+
+
+@click.command("login")
+@click.argument("key", required=False)
+@click.option("--host", help="Server URL, e.g. http://127.0.0.1:5280.")
+@click.option("--relogin", is_flag=True, help="Replace a stored key.")
+@handle_errors
+def login_cmd(key: str | None, host: str | None, relogin: bool) -> None:
+    """Store the server URL and API KEY for the SDK and CLI (file mode 0600)."""
+    from stemma.settings import load_login, save_login
+
+    current = load_login()
+    host = host or current.get("base_url")
+    if not host:
+        raise click.UsageError("give --host URL the first time")
+    if (key is None and not current.get("api_key")) or (relogin and key is None):
+        key = click.prompt(
+            "API key (leave empty for a local-mode server)",
+            default="",
+            hide_input=True,
+            show_default=False,
+        )
+    path = save_login(host, key if key is not None else current.get("api_key"))
+    from stemma.backend.http import HttpBackend
+    from stemma.settings import Settings
+
+    backend = HttpBackend(Settings.from_env(base_url=host, api_key=key or None))
+    who = backend.default_entity()
+    backend.close()
+    click.echo(f"logged in to {host} as {who}; saved in {path}")

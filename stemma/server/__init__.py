@@ -1,0 +1,1 @@
+"""The Stemma server: a FastAPI app whose routes are thin adapters over the store."""

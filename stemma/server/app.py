@@ -1,0 +1,58 @@
+"""``create_app``: the FastAPI application over one store (database + blob store).
+
+The server keeps no state of its own between requests: several replicas over one
+PostgreSQL database and one bucket behave as one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+
+from stemma import __version__
+from stemma.backend.embedded import EmbeddedBackend
+from stemma.sdk.capture import current_user
+from stemma.server import errors, pages
+from stemma.server.config import ServerSettings
+from stemma.server.deps import Actor, current_actor
+from stemma.server.limits import BodyLimitMiddleware
+from stemma.server.routes import artifacts, blobs, runs
+from stemma.wire.schemas import ErrorOut, WhoAmIOut
+
+_ERRORS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 503)}
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings.from_env()
+    store = EmbeddedBackend(settings.store_settings())
+    app = FastAPI(
+        title="Stemma",
+        version=__version__,
+        description="Experiment runs, versioned artifacts with lineage, and reports.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.local_actor = Actor(name=current_user())
+    errors.install(app)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_body_bytes, blob_limit=settings.max_blob_bytes
+    )
+    app.include_router(runs.router)
+    app.include_router(blobs.router)
+    app.include_router(artifacts.router)
+    app.include_router(pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/whoami", response_model=WhoAmIOut, tags=["auth"])
+    def whoami(actor: Annotated[Actor, Depends(current_actor)]) -> WhoAmIOut:
+        return WhoAmIOut(user=actor.name, entity=actor.name, mode="local")
+
+    return app

@@ -1,0 +1,97 @@
+"""Errors as JSON: one stable ``code`` per failure, one HTTP status per code.
+
+The table below is the single place where codes meet statuses; the HTTP client maps
+codes back to the same exception classes (:func:`stemma.errors.from_dict`), so
+``except stemma.errors.NotFound`` works against either backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stemma.errors import StemmaError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: dict[str, int] = {
+    "usage_error": 400,
+    "invalid_name": 400,
+    "invalid_value": 400,
+    "invalid_request": 400,
+    "spool_error": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "already_exists": 409,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "store_error": 503,
+    "error": 500,
+    "internal_error": 500,
+}
+
+_HTTP_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    code: str, message: str, context: dict[str, Any] | None = None, status: int | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "context": context or {}},
+        status_code=status or STATUS_BY_CODE.get(code, 500),
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the one error shape."""
+
+    @app.exception_handler(StemmaError)
+    async def stemma_error(_request: Request, exc: StemmaError) -> JSONResponse:
+        context = {
+            k: v
+            for k, v in exc.context.items()
+            if isinstance(v, str | int | float | bool | list | type(None))
+        }
+        return error_response(exc.code, exc.message, context)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:20]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg')}")
+        return error_response(
+            "invalid_request", "invalid request: " + "; ".join(problems), {"problems": problems}
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(
+            exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
+        )
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such route: see /api/v1/openapi.json for the API"
+        if exc.status_code == 405:
+            message = "this method is not allowed on this route"
+        return error_response(code, message, status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", exc)
+        return error_response("internal_error", "internal server error (logged on the server)")

@@ -1,0 +1,260 @@
+"""Artifacts: commit versions, read them, move aliases, lineage, diff, retention, gc."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from stemma.backend.embedded import EmbeddedBackend
+from stemma.server.deps import Actor, artifact_ref, current_actor, get_store, run_ref
+from stemma.wire.manifest import Manifest
+from stemma.wire.names import check_name
+from stemma.wire.records import ArtifactCommit
+from stemma.wire.schemas import (
+    AliasesIn,
+    AliasesOut,
+    ArtifactCommitIn,
+    ArtifactList,
+    ArtifactOut,
+    ArtifactRefIn,
+    ArtifactRunsOut,
+    ArtifactUpdateIn,
+    CollectionList,
+    CollectionOut,
+    CommitOut,
+    GcIn,
+    JsonOut,
+    RetentionIn,
+    RetentionOut,
+    RunOut,
+)
+from stemma.wire.values import from_storable
+
+router = APIRouter(prefix="/api/v1", tags=["artifacts"])
+Store = Annotated[EmbeddedBackend, Depends(get_store)]
+Who = Annotated[Actor, Depends(current_actor)]
+
+
+def _project(entity: str, project: str) -> tuple[str, str]:
+    return check_name(entity, "entity"), check_name(project, "project")
+
+
+@router.post(
+    "/artifacts/{entity}/{project}/{name}/versions",
+    response_model=CommitOut,
+    summary="Commit a version (refused unless every blob is stored)",
+)
+def commit(
+    entity: str, project: str, name: str, body: ArtifactCommitIn, store: Store, actor: Who
+) -> CommitOut:
+    ent, proj = _project(entity, project)
+    record, created = store.commit_artifact(
+        ArtifactCommit(
+            entity=ent,
+            project=proj,
+            name=check_name(name, "artifact"),
+            type=body.type,
+            description=body.description,
+            metadata=from_storable(body.metadata),
+            manifest=Manifest.from_json(body.manifest),
+            aliases=body.aliases,
+            ttl_seconds=body.ttl_seconds,
+            run=body.run.ref() if body.run else None,
+            creator=from_storable(body.creator),
+        )
+    )
+    return CommitOut(artifact=ArtifactOut.from_record(record), created=created)
+
+
+@router.get("/artifacts/{entity}/{project}/{name}/versions", response_model=ArtifactList)
+def list_versions(
+    entity: str, project: str, name: str, store: Store, actor: Who, include_deleted: bool = False
+) -> ArtifactList:
+    ent, proj = _project(entity, project)
+    return ArtifactList(
+        artifacts=[
+            ArtifactOut.from_record(r)
+            for r in store.list_artifact_versions(ent, proj, name, include_deleted)
+        ]
+    )
+
+
+@router.get("/artifacts/{entity}/{project}/{name}/alias-history", response_model=list[JsonOut])
+def alias_history(
+    entity: str, project: str, name: str, store: Store, actor: Who, alias: str | None = None
+) -> list[dict[str, Any]]:
+    ent, proj = _project(entity, project)
+    return store.alias_history(ent, proj, name, alias)
+
+
+@router.get(
+    "/artifacts/{entity}/{project}/{name}/{selector}",
+    response_model=ArtifactOut,
+    summary="One version by vN, alias or `latest`; `at` reads the alias history",
+)
+def get_artifact(
+    entity: str,
+    project: str,
+    name: str,
+    selector: str,
+    store: Store,
+    actor: Who,
+    at: dt.datetime | None = None,
+    manifest: bool = True,
+) -> ArtifactOut:
+    ent, proj = _project(entity, project)
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return ArtifactOut.from_record(store.get_artifact(ent, proj, name, selector, at, manifest))
+
+
+@router.patch("/artifacts/{entity}/{project}/{name}/{version}", response_model=ArtifactOut)
+def update(
+    entity: str,
+    project: str,
+    name: str,
+    version: str,
+    body: ArtifactUpdateIn,
+    store: Store,
+    actor: Who,
+) -> ArtifactOut:
+    return ArtifactOut.from_record(
+        store.update_artifact(artifact_ref(entity, project, name, version), body.changes())
+    )
+
+
+@router.delete("/artifacts/{entity}/{project}/{name}/{version}", status_code=204)
+def delete(
+    entity: str,
+    project: str,
+    name: str,
+    version: str,
+    store: Store,
+    actor: Who,
+    delete_aliases: bool = False,
+) -> Response:
+    store.delete_artifact(artifact_ref(entity, project, name, version), delete_aliases)
+    return Response(status_code=204)
+
+
+@router.get("/artifacts/{entity}/{project}/{name}/{version}/runs", response_model=ArtifactRunsOut)
+def artifact_runs(
+    entity: str, project: str, name: str, version: str, store: Store, actor: Who
+) -> ArtifactRunsOut:
+    logged, used = store.artifact_runs(artifact_ref(entity, project, name, version))
+    return ArtifactRunsOut(
+        logged_by=RunOut.from_record(logged) if logged else None,
+        used_by=[RunOut.from_record(r) for r in used],
+    )
+
+
+@router.get("/artifacts/{entity}/{project}/{name}/{version}/lineage", response_model=JsonOut)
+def lineage(
+    entity: str,
+    project: str,
+    name: str,
+    version: str,
+    store: Store,
+    actor: Who,
+    depth: Annotated[int, Query(ge=0, le=50)] = 2,
+    direction: str = "both",
+) -> dict[str, Any]:
+    return store.artifact_lineage(artifact_ref(entity, project, name, version), depth, direction)
+
+
+@router.post("/artifact-diff", response_model=JsonOut)
+def diff(
+    a: ArtifactRefIn, b: ArtifactRefIn, store: Store, actor: Who, contents: bool = True
+) -> dict[str, Any]:
+    from stemma.wire.records import ArtifactRef
+
+    return store.artifact_diff(
+        ArtifactRef(a.entity, a.project, a.name, a.version),
+        ArtifactRef(b.entity, b.project, b.name, b.version),
+        contents,
+    )
+
+
+@router.post(
+    "/runs/{entity}/{project}/{run_id}/used",
+    status_code=204,
+    summary="Record that a run used a version (a lineage input edge)",
+)
+def use(
+    entity: str, project: str, run_id: str, body: ArtifactRefIn, store: Store, actor: Who
+) -> Response:
+    from stemma.wire.records import ArtifactRef
+
+    store.use_artifact(
+        run_ref(entity, project, run_id),
+        ArtifactRef(body.entity, body.project, body.name, body.version),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/runs/{entity}/{project}/{run_id}/artifacts", response_model=ArtifactList)
+def run_artifacts(
+    entity: str, project: str, run_id: str, store: Store, actor: Who, direction: str = "output"
+) -> ArtifactList:
+    if direction not in ("input", "output"):
+        from stemma.errors import UsageError
+
+        raise UsageError("direction must be input or output")
+    return ArtifactList(
+        artifacts=[
+            ArtifactOut.from_record(r)
+            for r in store.run_artifacts(run_ref(entity, project, run_id), direction)
+        ]
+    )
+
+
+@router.get("/projects/{entity}/{project}/artifacts", response_model=CollectionList)
+def collections(
+    entity: str, project: str, store: Store, actor: Who, type: str | None = None
+) -> CollectionList:
+    ent, proj = _project(entity, project)
+    return CollectionList(
+        collections=[CollectionOut(**c) for c in store.list_artifact_collections(ent, proj, type)]
+    )
+
+
+@router.get("/projects/{entity}/{project}/protected-aliases", response_model=AliasesOut)
+def get_protected(entity: str, project: str, store: Store, actor: Who) -> AliasesOut:
+    return AliasesOut(aliases=store.get_protected_aliases(*_project(entity, project)))
+
+
+@router.put("/projects/{entity}/{project}/protected-aliases", response_model=AliasesOut)
+def set_protected(
+    entity: str, project: str, body: AliasesIn, store: Store, actor: Who
+) -> AliasesOut:
+    ent, proj = _project(entity, project)
+    store.set_protected_aliases(ent, proj, body.aliases)
+    return AliasesOut(aliases=store.get_protected_aliases(ent, proj))
+
+
+@router.get("/projects/{entity}/{project}/retention", response_model=RetentionOut)
+def get_retention(entity: str, project: str, store: Store, actor: Who) -> RetentionOut:
+    return RetentionOut(policies=store.get_retention(*_project(entity, project)))
+
+
+@router.put("/projects/{entity}/{project}/retention", response_model=RetentionOut)
+def set_retention(
+    entity: str, project: str, body: RetentionIn, store: Store, actor: Who
+) -> RetentionOut:
+    ent, proj = _project(entity, project)
+    store.set_retention(ent, proj, body.name, body.keep_last, body.delete_unaliased_older_than)
+    return RetentionOut(policies=store.get_retention(ent, proj))
+
+
+@router.post("/admin/gc", response_model=JsonOut, tags=["admin"])
+def gc(body: GcIn, store: Store, actor: Who) -> dict[str, Any]:
+    return store.gc(body.dry_run, body.grace_seconds)
+
+
+@router.get("/storage", response_model=list[JsonOut], tags=["admin"])
+def storage(
+    store: Store, actor: Who, entity: str | None = None, project: str | None = None
+) -> list[dict[str, Any]]:
+    return store.storage_stats(entity, project)

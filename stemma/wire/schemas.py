@@ -1,0 +1,364 @@
+"""The REST API's request and response bodies, shared by the server and the HTTP client.
+
+One definition, imported by both sides, so client and server can never drift apart.
+Values that may hold NaN or infinities (config, summary, metadata) travel in their
+*storable* form (non-finite floats tagged, see :mod:`stemma.wire.values`), because
+JSON cannot carry them.
+
+This module imports pydantic: only the server and the HTTP backend import it, never
+``import stemma`` itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stemma.wire.manifest import Manifest
+from stemma.wire.records import ArtifactRecord, RunRecord, RunRef
+from stemma.wire.values import from_storable, to_storable
+
+MSGPACK = "application/x-msgpack"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Model):
+    """Every error the API returns: a stable code, a message for people, context."""
+
+    code: str = Field(examples=["not_found"])
+    message: str
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunRefIn(_Model):
+    entity: str
+    project: str
+    run_id: str
+
+    def ref(self) -> RunRef:
+        return RunRef(self.entity, self.project, self.run_id)
+
+
+class RunOut(_Model):
+    entity: str
+    project: str
+    run_id: str
+    name: str
+    state: str
+    job_type: str | None
+    group: str | None
+    tags: list[str]
+    notes: str | None
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    metadata: dict[str, Any]
+    user: str | None
+    host: str | None
+    created_at: dt.datetime
+    heartbeat_at: dt.datetime
+    finished_at: dt.datetime | None
+    exit_code: int | None
+    last_step: int
+    runtime: float
+
+    @classmethod
+    def from_record(cls, r: RunRecord) -> RunOut:
+        return cls(
+            entity=r.entity,
+            project=r.project,
+            run_id=r.run_id,
+            name=r.name,
+            state=r.state,
+            job_type=r.job_type,
+            group=r.group,
+            tags=r.tags,
+            notes=r.notes,
+            config=to_storable(r.config),
+            summary=to_storable(r.summary),
+            metadata=to_storable(r.metadata),
+            user=r.user,
+            host=r.host,
+            created_at=r.created_at,
+            heartbeat_at=r.heartbeat_at,
+            finished_at=r.finished_at,
+            exit_code=r.exit_code,
+            last_step=r.last_step,
+            runtime=r.runtime,
+        )
+
+    def to_record(self) -> RunRecord:
+        return RunRecord(
+            entity=self.entity,
+            project=self.project,
+            run_id=self.run_id,
+            name=self.name,
+            state=self.state,
+            job_type=self.job_type,
+            group=self.group,
+            tags=self.tags,
+            notes=self.notes,
+            config=from_storable(self.config),
+            summary=from_storable(self.summary),
+            metadata=from_storable(self.metadata),
+            user=self.user,
+            host=self.host,
+            created_at=self.created_at,
+            heartbeat_at=self.heartbeat_at,
+            finished_at=self.finished_at,
+            exit_code=self.exit_code,
+            last_step=self.last_step,
+            runtime=self.runtime,
+        )
+
+
+class RunPage(_Model):
+    runs: list[RunOut]
+
+
+class CountOut(_Model):
+    count: int
+
+
+class ProjectOut(_Model):
+    entity: str
+    name: str
+    runs: int
+
+
+class ApplyOut(_Model):
+    applied: bool
+    committed_offset: int
+
+
+class OffsetOut(_Model):
+    committed_offset: int
+
+
+class RunUpdateIn(_Model):
+    name: str | None = None
+    tags: list[str] | None = None
+    notes: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    summary: dict[str, Any] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        out = self.model_dump(exclude_unset=True)
+        if "summary" in out and out["summary"] is not None:
+            out["summary"] = from_storable(out["summary"])
+        return out
+
+
+class KeysOut(_Model):
+    keys: list[str]
+
+
+class WhoAmIOut(_Model):
+    user: str
+    entity: str
+    mode: str = Field(description="`local` (single user, no login) or `auth`")
+
+
+# ------------------------------------------------------------------ blobs
+
+
+class BlobIn(_Model):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class BlobsIn(_Model):
+    blobs: list[BlobIn] = Field(max_length=100_000)
+
+
+class DigestsIn(_Model):
+    digests: list[str] = Field(max_length=100_000)
+
+
+class DigestsOut(_Model):
+    digests: list[str]
+
+
+class UploadTarget(_Model):
+    """How to upload one missing blob: a PUT to ``url`` with ``headers`` (single part),
+    or a multipart upload with a URL per part; then ``POST /blobs/register``."""
+
+    digest: str
+    size: int
+    method: str = "PUT"
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    upload_id: str | None = None
+    part_size: int | None = None
+    part_urls: list[str] = Field(default_factory=list)
+
+
+class UploadPlanOut(_Model):
+    uploads: list[UploadTarget]
+
+
+class MultipartDoneIn(_Model):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    upload_id: str
+    parts: list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+class ArtifactRefIn(_Model):
+    entity: str
+    project: str
+    name: str
+    version: int = Field(ge=0)
+
+
+class ArtifactOut(_Model):
+    entity: str
+    project: str
+    name: str
+    type: str
+    version: int
+    digest: str
+    description: str | None
+    metadata: dict[str, Any]
+    size: int
+    file_count: int
+    aliases: list[str]
+    state: str
+    ttl_seconds: float | None
+    created_at: dt.datetime
+    creator: dict[str, Any]
+    run_path: str | None
+    manifest: dict[str, Any] | None = None
+
+    @classmethod
+    def from_record(cls, r: ArtifactRecord) -> ArtifactOut:
+        return cls(
+            entity=r.entity,
+            project=r.project,
+            name=r.name,
+            type=r.type,
+            version=r.version,
+            digest=r.digest,
+            description=r.description,
+            metadata=to_storable(r.metadata),
+            size=r.size,
+            file_count=r.file_count,
+            aliases=r.aliases,
+            state=r.state,
+            ttl_seconds=r.ttl_seconds,
+            created_at=r.created_at,
+            creator=to_storable(r.creator),
+            run_path=r.run_path,
+            manifest=r.manifest.to_json() if r.manifest is not None else None,
+        )
+
+    def to_record(self) -> ArtifactRecord:
+        return ArtifactRecord(
+            entity=self.entity,
+            project=self.project,
+            name=self.name,
+            type=self.type,
+            version=self.version,
+            digest=self.digest,
+            description=self.description,
+            metadata=from_storable(self.metadata),
+            size=self.size,
+            file_count=self.file_count,
+            aliases=self.aliases,
+            state=self.state,
+            ttl_seconds=self.ttl_seconds,
+            created_at=self.created_at,
+            creator=from_storable(self.creator),
+            run_path=self.run_path,
+            manifest=Manifest.from_json(self.manifest) if self.manifest is not None else None,
+        )
+
+
+class ArtifactList(_Model):
+    artifacts: list[ArtifactOut]
+
+
+class ArtifactCommitIn(_Model):
+    type: str
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    manifest: dict[str, Any]
+    aliases: list[str] = Field(default_factory=list)
+    ttl_seconds: float | None = Field(default=None, gt=0)
+    run: RunRefIn | None = None
+    creator: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommitOut(_Model):
+    artifact: ArtifactOut
+    created: bool
+
+
+class ArtifactUpdateIn(_Model):
+    aliases: list[str] | None = None
+    description: str | None = None
+    ttl_seconds: float | None = None
+    metadata: dict[str, Any] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        out = self.model_dump(exclude_unset=True)
+        if out.get("metadata") is not None:
+            out["metadata"] = from_storable(out["metadata"])
+        return out
+
+
+class CollectionOut(_Model):
+    entity: str
+    project: str
+    name: str
+    type: str
+    description: str | None
+    created_at: dt.datetime | None
+    versions: int
+    latest_version: int | None
+    size: int
+
+
+class CollectionList(_Model):
+    collections: list[CollectionOut]
+
+
+class ArtifactRunsOut(_Model):
+    logged_by: RunOut | None
+    used_by: list[RunOut]
+
+
+class AliasesIn(_Model):
+    aliases: list[str]
+
+
+class AliasesOut(_Model):
+    aliases: list[str]
+
+
+class RetentionIn(_Model):
+    name: str | None = None
+    keep_last: int | None = Field(default=None, ge=1)
+    delete_unaliased_older_than: float | None = Field(default=None, gt=0)
+
+
+class RetentionOut(_Model):
+    policies: list[dict[str, Any]]
+
+
+class GcIn(_Model):
+    dry_run: bool = False
+    grace_seconds: float = Field(default=3600.0, ge=0)
+
+
+class JsonOut(_Model):
+    """A free-form JSON document (lineage graphs, diffs, gc and storage reports)."""
+
+    model_config = ConfigDict(extra="allow")
