@@ -77,6 +77,20 @@ def disk_usage(paths: Sequence[Path]) -> tuple[int, int]:
     return apparent, blocks
 
 
+def wandb_settings(wandb: Any) -> Any:
+    """Offline settings without the stats sampler or console capture, whatever this version
+    calls them (Stemma runs with STEMMA_SYSTEM_METRICS=false, so the peer must not sample)."""
+    fields = getattr(wandb.Settings, "model_fields", {})
+    wanted = {
+        "mode": "offline",
+        "x_disable_stats": True,
+        "_disable_stats": True,
+        "console": "off",
+        "silent": True,
+    }
+    return wandb.Settings(**{k: v for k, v in wanted.items() if not fields or k in fields})
+
+
 def fmt_s(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
 import platform
 import shutil
@@ -33,15 +32,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchutil import (
+    PEERS_PYTHON,
+    ROOT,
+    STEMMA_PYTHON,
+    dir_bytes,
+    fmt_bytes,
+    fmt_s,
+    fmt_us,
+    markdown_table,
+    print_table,
+    save_results,
+    wandb_settings,
+)
+
 # No third-party import at module level: the same file runs under .venv (stemma) and under
 # .bench-venv (peers), and a worker must pay for its tool's imports inside the timed region.
 # ``json`` is imported lazily too, so the jsonl worker's ``import json`` is measured honestly.
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-STEMMA_PYTHON = ROOT / ".venv" / "bin" / "python"
-PEERS_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
-RESULTS_DIR = HERE / "results"
 
 KEYS = tuple(f"m{j}" for j in range(10))
 POINTS_PER_STEP = len(KEYS)
@@ -84,20 +91,6 @@ def make_row(i: int) -> dict[str, float]:
         "m8": 0.125 * x,
         "m9": x + 9.0,
     }
-
-
-def dir_bytes(path: Path) -> int:
-    """Apparent size of every file under ``path`` (a file counts as itself)."""
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except FileNotFoundError:  # a tool's temp file vanished while we walked
-                pass
-    return total
 
 
 def bare_loop_s(n: int) -> float:
@@ -172,20 +165,6 @@ def verify_stemma(stemma: Any, run_id: str, n: int) -> list[str]:
         return problems
     except Exception as exc:  # report, never hide, a failure to read back
         return [f"reading the run back raised {type(exc).__name__}: {exc}"]
-
-
-def wandb_settings(wandb: Any) -> Any:
-    """Offline settings without the stats sampler or console capture, whatever this version
-    calls them (Stemma runs with STEMMA_SYSTEM_METRICS=false, so the peer must not sample)."""
-    fields = getattr(wandb.Settings, "model_fields", {})
-    wanted = {
-        "mode": "offline",
-        "x_disable_stats": True,
-        "_disable_stats": True,
-        "console": "off",
-        "silent": True,
-    }
-    return wandb.Settings(**{k: v for k, v in wanted.items() if not fields or k in fields})
 
 
 def worker_wandb(n: int, work: Path) -> dict[str, Any]:
@@ -486,16 +465,7 @@ def aggregate(tool: str, n_target: int, results: list[dict[str, Any]]) -> Measur
     )
 
 
-def fmt_s(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def fmt_us(s: float) -> str:
-    return f"{s * 1e6:,.1f} µs" if s < 1e-3 else f"{s * 1e3:,.2f} ms"
-
-
-def fmt_bytes(b: int) -> str:
-    return f"{b / 1e6:,.2f} MB" if b >= 1e5 else f"{b / 1e3:,.1f} kB"
+HEADERS = ["tool", "N", "reps", "import", "init", "per log call", "finish", "points/s", "on disk"]
 
 
 def table_rows(ms: Sequence[Measurement]) -> list[list[str]]:
@@ -516,42 +486,6 @@ def table_rows(ms: Sequence[Measurement]) -> list[list[str]]:
             ]
         )
     return rows
-
-
-HEADERS = ["tool", "N", "reps", "import", "init", "per log call", "finish", "points/s", "on disk"]
-
-
-def print_table(title: str, rows: list[list[str]]) -> None:
-    """A rich table when rich is importable, else aligned plain text (same columns)."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(r[i]) for r in [HEADERS, *rows]) for i in range(len(HEADERS))]
-        print(f"\n{title}")
-        for r in [HEADERS, *rows]:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(r, widths, strict=True))
-                )
-            )
-        return
-    t = Table(title=title, title_justify="left")
-    for i, h in enumerate(HEADERS):
-        t.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*r)
-    Console(width=140).print(t)
-
-
-def markdown_table(rows: list[list[str]]) -> str:
-    out = [
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join(["---"] + ["--:"] * (len(HEADERS) - 1)) + "|",
-    ]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def ratio_lines(by_tool: dict[str, Measurement]) -> list[str]:
@@ -700,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nmarkdown:\n")
     for n_target in steps:
         ms = [m for m in all_ms if m.n_target == n_target]
-        print(f"N = {n_target:,}\n\n{markdown_table(table_rows(ms))}\n")
+        print(f"N = {n_target:,}\n\n{markdown_table(HEADERS, table_rows(ms))}\n")
     if not args.no_save:
         save(all_ms, failures)
     if failures:
@@ -715,7 +649,9 @@ def report(n_target: int, ms: list[Measurement]) -> None:
     """Table, ratios and target checks for one N."""
     by_tool = {m.tool: m for m in ms}
     print_table(
-        f"Log throughput, N = {n_target:,} steps x {POINTS_PER_STEP} scalars", table_rows(ms)
+        f"Log throughput, N = {n_target:,} steps x {POINTS_PER_STEP} scalars",
+        HEADERS,
+        table_rows(ms),
     )
     if any(m.capped for m in ms):
         for m in ms:
@@ -748,33 +684,11 @@ def report(n_target: int, ms: list[Measurement]) -> None:
 
 def save(ms: list[Measurement], failures: list[str]) -> None:
     """Results as JSON in bench/results/ (gitignored), for comparing runs over time."""
-    import json
-
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"log_throughput-{stamp}.json"
-    payload = {
-        "when": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "cpu": cpu_model(),
-            "python": platform.python_version(),
-        },
-        "measurements": [dataclasses.asdict(m) for m in ms],
-        "failures": failures,
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    path = save_results(
+        "log_throughput",
+        {"measurements": [dataclasses.asdict(m) for m in ms], "failures": failures},
+    )
     print(f"\nresults saved to {path.relative_to(ROOT)}")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

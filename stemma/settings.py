@@ -35,6 +35,9 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_SYSTEM_METRICS_INTERVAL": "seconds between system metric samples (default 15)",
     "STEMMA_KEEP_SPOOL": "keep a run's spool file after everything in it is stored (default false)",
     "STEMMA_SILENT": "do not print run start and finish lines (default false)",
+    "STEMMA_FINISH_TIMEOUT": "seconds finish() keeps trying an unreachable store before "
+    "leaving the data in the spool for `stemma sync` (default 60)",
+    "STEMMA_HTTP_RETRY_SECONDS": "seconds an API call retries an unreachable server (default 300)",
 }
 
 
@@ -119,6 +122,7 @@ class Settings:
     system_metrics_interval: float = 15.0
     keep_spool: bool = False
     silent: bool = False
+    finish_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -143,6 +147,7 @@ class Settings:
             system_metrics_interval=_float("STEMMA_SYSTEM_METRICS_INTERVAL", 15.0),
             keep_spool=_bool(env.get("STEMMA_KEEP_SPOOL"), False),
             silent=_bool(env.get("STEMMA_SILENT"), False),
+            finish_timeout=_float("STEMMA_FINISH_TIMEOUT", 60.0),
         )
         for key, value in overrides.items():
             if value is None:

@@ -11,7 +11,7 @@ import pytest
 
 import stemma
 from stemma.sdk.spool import spool_files
-from tests.conftest import run_python, spawn_python
+from tests.conftest import run_python, spawn_python, store_untouched
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,7 @@ def test_offline_run_then_sync(store_dir: Path, api: stemma.Api, tmp_path: Path)
         run.summary["best"] = 7
         run.finish()
     """)
-    assert not (store_dir / "stemma.db").exists()  # offline: the store is never touched
+    assert store_untouched(store_dir)  # offline: the store is never touched
     spools = spool_files(store_dir / "runs")
     assert len(spools) == 1
     from click.testing import CliRunner
@@ -211,7 +211,11 @@ def test_store_unavailable_keeps_everything_in_the_spool(
     # A database that cannot be opened (its directory is a file): the run must still
     # log, and keep the data for `stemma sync`.
     (tmp_path / "blocker").write_text("not a directory")
-    broken = {"STEMMA_DATABASE_URL": f"sqlite:///{tmp_path}/blocker/x.db", "STEMMA_SILENT": "0"}
+    broken = {
+        "STEMMA_DATABASE_URL": f"sqlite:///{tmp_path}/blocker/x.db",
+        "STEMMA_SILENT": "0",
+        "STEMMA_FINISH_TIMEOUT": "2",
+    }
     proc = run_python(
         """
         import stemma

@@ -10,7 +10,9 @@ SDK's conveniences (log, config, summary, finish) are events inside it.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +216,12 @@ class Backend(abc.ABC):
         self, entity: str | None = None, project: str | None = None
     ) -> list[dict[str, Any]]:
         """Logical vs physical bytes per project and artifact type."""
+
+    def retry_budget(self, seconds: float) -> AbstractContextManager[None]:
+        """Within the block, give up on an unreachable store after ``seconds`` (this
+        thread only). The writer uses it: its own loop retries, with the spool safe."""
+        del seconds
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

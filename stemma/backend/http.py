@@ -14,9 +14,13 @@ or an offline one, needs no network.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import random
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,10 @@ from stemma.wire.records import (
 )
 
 _CHUNK = 8 << 20
+
+
+class _Unavailable(Exception):
+    """A response that means "no server right now" (502/503/504): retried."""
 
 
 def _path(*parts: str) -> str:
@@ -73,18 +81,63 @@ class HttpBackend(Backend):
         self.raw = httpx.Client(
             timeout=httpx.Timeout(600.0, connect=10.0), limits=httpx.Limits(max_connections=32)
         )
+        self.retry_seconds = float(os.environ.get("STEMMA_HTTP_RETRY_SECONDS") or 300)
+        self._local = threading.local()
+        # What "the server went away" looks like: httpx's errors, and h11's protocol
+        # errors, which httpcore lets escape when it re-sends a half-streamed body on a
+        # dead pooled connection. Every call is idempotent, so all are retried whole.
+        import h11
+
+        self._retryable: tuple[type[BaseException], ...] = (
+            httpx.HTTPError,
+            h11.LocalProtocolError,
+            h11.RemoteProtocolError,
+            _Unavailable,
+        )
         self._whoami: dict[str, Any] | None = None
         self._cache: Any = None
         self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------ plumbing
-    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+    def _retrying(self, what: str, attempt: Callable[[], Any]) -> Any:
+        """Run ``attempt`` until it succeeds, retrying unreachable-server failures with
+        exponential backoff and jitter for up to ``STEMMA_HTTP_RETRY_SECONDS``.
+
+        Every request this client sends is idempotent (frames by spool offset, blobs by
+        digest, commits by manifest digest), so repeating one is always safe.
+        """
+        budget = getattr(self._local, "budget", None)
+        deadline = time.monotonic() + (self.retry_seconds if budget is None else budget)
+        delay = 0.25
+        while True:
+            try:
+                return attempt()
+            except self._retryable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"cannot reach the Stemma server at {self.base_url} ({what}): {exc}",
+                        url=self.base_url,
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 8.0)
+
+    @contextlib.contextmanager
+    def retry_budget(self, seconds: float) -> Iterator[None]:
+        previous = getattr(self._local, "budget", None)
+        self._local.budget = seconds
         try:
+            yield
+        finally:
+            self._local.budget = previous
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        def once() -> Any:
             resp = self.client.request(method, url, **kwargs)
-        except self._httpx.TransportError as exc:
-            raise StoreError(
-                f"cannot reach the Stemma server at {self.base_url}: {exc}", url=self.base_url
-            ) from exc
+            if resp.status_code in (502, 503, 504):  # a proxy with no live replica
+                raise _Unavailable(f"HTTP {resp.status_code}")
+            return resp
+
+        resp = self._retrying(f"{method} {url}", once)
         if resp.status_code >= 400:
             self._raise(resp)
         return resp
@@ -265,7 +318,8 @@ class HttpBackend(Backend):
 
         def upload(target: dict[str, Any]) -> None:
             path, size = by_digest[target["digest"]]
-            self._upload(path, size, target)
+            # a whole upload is retried (the file is reopened) if the server goes away
+            self._retrying(f"upload of {path}", lambda: self._upload(path, size, target))
             if target["url"] is None or not target["url"].startswith("/"):
                 direct.append({"digest": target["digest"], "size": size})
             if progress is not None:
@@ -278,31 +332,32 @@ class HttpBackend(Backend):
         return results
 
     def _upload(self, path: Path, size: int, target: dict[str, Any]) -> None:
+        """One attempt at uploading one blob, reading the file afresh (the caller retries
+        the whole attempt: a half-sent stream can never be resent)."""
         before = path.stat()
         if target.get("upload_id"):
             self._upload_parts(path, target)
         else:
             url = target["url"]
+            to_server = url.startswith("/")  # local-directory store: the server keeps bytes
+            headers = (
+                {"content-type": "application/octet-stream"}
+                if to_server
+                else dict(target.get("headers") or {})
+            )
+            headers["content-length"] = str(size)
+            client = self.client if to_server else self.raw
             with open(path, "rb") as fh:
-                if url.startswith("/"):  # the server itself stores the bytes
-                    self._request(
-                        "PUT",
-                        url,
-                        content=_file_chunks(fh),
-                        headers={
-                            "content-type": "application/octet-stream",
-                            "content-length": str(size),
-                        },
-                    )
-                else:
-                    headers = dict(target.get("headers") or {})
-                    headers["content-length"] = str(size)
-                    resp = self.raw.put(url, content=_file_chunks(fh), headers=headers)
-                    if resp.status_code >= 300:
-                        raise StoreError(
-                            f"upload of {path} to the object store failed: HTTP "
-                            f"{resp.status_code} {resp.text[:200]}"
-                        )
+                resp = client.put(url, content=_file_chunks(fh), headers=headers)
+            if resp.status_code in (500, 502, 503, 504):
+                raise _Unavailable(f"HTTP {resp.status_code}")
+            if resp.status_code >= 300:
+                if to_server:
+                    self._raise(resp)
+                raise StoreError(
+                    f"upload of {path} to the object store failed: HTTP "
+                    f"{resp.status_code} {resp.text[:200]}"
+                )
         after = path.stat()
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise InvalidValueError(f"{path} changed while it was being uploaded", path=str(path))
@@ -328,28 +383,33 @@ class HttpBackend(Backend):
     def fetch_blob(self, digest: str, dest: Path) -> None:
         cache = self._cache_obj()
         if not cache.has(digest):
-            resp = self.client.send(
-                self.client.build_request("GET", f"/api/v1/blobs/{digest}"), stream=True
-            )
-            try:
-                if resp.status_code in (301, 302, 303, 307, 308):
-                    location = resp.headers["location"]
-                    resp.close()
-                    with self.raw.stream("GET", location) as direct:
-                        if direct.status_code >= 400:
-                            raise StoreError(
-                                f"download of blob {digest} from the object store "
-                                f"failed: HTTP {direct.status_code}"
-                            )
-                        cache.put_chunks(direct.iter_bytes(1 << 20), digest)
-                elif resp.status_code >= 400:
-                    resp.read()
-                    self._raise(resp)
-                else:
-                    cache.put_chunks(resp.iter_bytes(1 << 20), digest)
-            finally:
-                resp.close()
+            self._retrying(f"download of blob {digest}", lambda: self._download(cache, digest))
         cache.copy_out(digest, dest)
+
+    def _download(self, cache: Any, digest: str) -> None:
+        """One attempt: follow a redirect to the object store without our key."""
+        request = self.client.build_request("GET", f"/api/v1/blobs/{digest}")
+        resp = self.client.send(request, stream=True)
+        try:
+            if resp.status_code in (301, 302, 303, 307, 308):
+                location = resp.headers["location"]
+                resp.close()
+                with self.raw.stream("GET", location) as direct:
+                    if direct.status_code >= 400:
+                        raise StoreError(
+                            f"download of blob {digest} from the object store "
+                            f"failed: HTTP {direct.status_code}"
+                        )
+                    cache.put_chunks(direct.iter_bytes(1 << 20), digest)
+            elif resp.status_code in (502, 503, 504):
+                raise _Unavailable(f"HTTP {resp.status_code}")
+            elif resp.status_code >= 400:
+                resp.read()
+                self._raise(resp)
+            else:
+                cache.put_chunks(resp.iter_bytes(1 << 20), digest)
+        finally:
+            resp.close()
 
     def verify_blobs(self, digests: list[str], progress: Progress = None) -> list[str]:
         return list(
@@ -381,7 +441,7 @@ class HttpBackend(Backend):
             "POST",
             f"/api/v1/artifacts/{_path(commit.entity, commit.project, commit.name)}/versions",
             json=body,
-        )  # noqa: E501
+        )
         record = ArtifactOut.model_validate(out["artifact"]).to_record()
         record.manifest = commit.manifest
         return record, bool(out["created"])

@@ -214,22 +214,26 @@ class RunWriter(threading.Thread):
         return self._backend
 
     def _apply_pending(self, final: bool) -> None:
+        """Apply pending frames. Normally one short attempt per wake-up (the loop comes
+        back); at finish, keep trying until ``STEMMA_FINISH_TIMEOUT`` has passed."""
         if not self._online or self.fatal is not None:
             return
         if not self._pending and not self._spilled:
             return
         if time.monotonic() < self._retry_at and not final:
             return
-        attempts = 0
+        deadline = time.monotonic() + (self.settings.finish_timeout if final else 0.0)
         while True:
+            budget = max(1.0, deadline - time.monotonic()) if final else 2.0
             try:
                 backend = self._backend_or_none()
-                for start, end, events in self._pending_frames():
-                    if start < self.applied_offset:
-                        continue
-                    backend.apply(self.ref, self.spool.spool_id, start, end, events)
-                    self.applied_offset = end
-                    self._last_contact = time.monotonic()
+                with backend.retry_budget(budget):
+                    for start, end, events in self._pending_frames():
+                        if start < self.applied_offset:
+                            continue
+                        backend.apply(self.ref, self.spool.spool_id, start, end, events)
+                        self.applied_offset = end
+                        self._last_contact = time.monotonic()
                 self._pending.clear()
                 self._pending_bytes = 0
                 self._spilled = False
@@ -237,21 +241,19 @@ class RunWriter(threading.Thread):
                 self.last_error = None
                 return
             except StemmaError as exc:
-                if exc.code in ("store_error",):
-                    self._schedule_retry(exc)
-                else:  # refused for a reason a retry will not change
+                if exc.code != "store_error":  # refused for a reason a retry will not change
                     self.fatal = exc
                     self._report(f"the store refused this run's data: {exc.message}")
                     return
+                self._schedule_retry(exc)
             except Exception as exc:  # unreachable store, locked database, network...
                 self._schedule_retry(exc)
             # keep only frames not yet applied
             self._pending = [f for f in self._pending if f[0] >= self.applied_offset]
             self._pending_bytes = sum(e - s for s, e, _ in self._pending)
-            attempts += 1
-            if not final or attempts >= 3:
+            if not final or time.monotonic() >= deadline:
                 return
-            time.sleep(min(self._backoff, 2.0))
+            time.sleep(min(self._backoff, 2.0, max(0.0, deadline - time.monotonic())))
 
     def _schedule_retry(self, exc: Exception) -> None:
         if self.last_error is None:
@@ -276,7 +278,9 @@ class RunWriter(threading.Thread):
         if self.applied_offset == 0:
             return  # the run's first frame has not reached the store yet
         try:
-            self._backend_or_none().heartbeat(self.ref)
+            backend = self._backend_or_none()
+            with backend.retry_budget(2.0):
+                backend.heartbeat(self.ref)
             self._last_contact = now
         except Exception as exc:
             self._schedule_retry(exc)
