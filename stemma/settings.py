@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_SILENT": "do not print run start and finish lines (default false)",
     "STEMMA_FINISH_TIMEOUT": "seconds finish() keeps trying an unreachable store before "
     "leaving the data in the spool for `stemma sync` (default 60)",
+    "STEMMA_MAX_BODY_BYTES": "server: the largest request body accepted (default 64 MiB)",
     "STEMMA_HTTP_RETRY_SECONDS": "seconds an API call retries an unreachable server (default 300)",
 }
 

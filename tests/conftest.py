@@ -1,4 +1,10 @@
-"""Fixtures: every test gets its own empty store in a temp dir, and a clean process state."""
+"""Fixtures: every test runs once per database (SQLite and PostgreSQL), each time with its
+own empty store and a clean process state.
+
+``@pytest.mark.sqlite_only`` / ``@pytest.mark.postgresql_only`` limit a test to one
+database (SQLite pragmas, a sqlite:// URL); the test id says which one ran:
+``test_x[sqlite]``, ``test_x[postgresql]``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +20,34 @@ import pytest
 import stemma
 from stemma.backend import reset_backends
 from stemma.sdk import lifecycle
+from stemma.storage.database import sqlite_url
+
+pytest.register_assert_rewrite("tests.fixtures")
+pytest_plugins = ["tests.fixtures.postgres"]
+
+from tests.fixtures import postgres  # noqa: E402  (after its assert rewriting is set up)
 
 REPO = Path(__file__).resolve().parent.parent
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: the test only makes sense on SQLite")
+    config.addinivalue_line("markers", "postgresql_only: the test only makes sense on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the store (all of them: ``database`` is autouse) runs once
+    per database, unless a marker limits it to one."""
+    if "database" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        params = ["sqlite"]
+    elif metafunc.definition.get_closest_marker("postgresql_only"):
+        params = ["postgresql"]
+    else:
+        params = list(DATABASES)
+    metafunc.parametrize("database", params, indirect=True, ids=params)
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +66,47 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     for run in list(lifecycle._active):
         run.finish(quiet=True)
     reset_backends()
+
+
+@pytest.fixture(autouse=True)
+def database(
+    request: pytest.FixtureRequest, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Which database this test runs on: ``sqlite`` (the default file in STEMMA_DIR) or
+    ``postgresql`` (this worker's database, emptied before the test). Set through
+    ``STEMMA_DATABASE_URL``, so processes the test spawns use the same database."""
+    kind: str = request.param
+    if kind == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        reset_backends()  # no pooled connection may outlive the reset
+        postgres.reset_database(url)
+        monkeypatch.setenv("STEMMA_DATABASE_URL", url)
+    return kind
+
+
+@pytest.fixture
+def new_database(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[[str], str]:
+    """A factory of URLs of new, empty databases of the test's kind, apart from the
+    test's store: ``new_database("a")`` (a SQLite file, or a PostgreSQL database)."""
+
+    def make(name: str) -> str:
+        if database == "sqlite":
+            return sqlite_url(tmp_path / "databases" / name)
+        cluster: postgres.PostgresCluster = request.getfixturevalue("postgres_cluster")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        return cluster.create_database(f"stemma_{worker}_{name}")
+
+    return make
+
+
+def store_untouched(store_dir: Path) -> bool:
+    """True when nothing has created the store (no SQLite file, no PostgreSQL tables)."""
+    url = os.environ.get("STEMMA_DATABASE_URL")
+    if url and url.startswith("postgresql"):
+        return postgres.table_names(url) == []
+    return not (store_dir / "stemma.db").exists()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ download, references, retention, gc, storage accounting and the bad inputs."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import threading
 import time
@@ -97,6 +98,47 @@ def test_use_artifact_name_forms_and_errors(workdir: Path) -> None:
     # the cross-project use is a lineage edge across projects
     used_by = stemma.Api().artifact("team-a/pretraining/bert-base:v0").used_by()
     assert {r.project for r in used_by} == {"finetuning", "pretraining"}
+
+
+def test_concurrent_alias_moves_keep_one_consistent_history(workdir: Path, api: stemma.Api) -> None:
+    """Several writers move one alias at once: each move sees the one before it, so the
+    alias history is a single chain and the alias ends where the last move put it."""
+    from stemma.backend import get_backend
+    from stemma.settings import Settings
+    from stemma.wire.records import ArtifactRef
+
+    run = stemma.init(project="p")
+    for i in range(6):
+        a = stemma.Artifact("clf", type="model")
+        with a.new_file("w.txt") as fh:
+            fh.write(f"version {i}")
+        run.log_artifact(a)
+    run.finish()
+    backend = get_backend(Settings.from_env())
+    entity = api.artifact("p/clf:v0").entity
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def move(i: int) -> None:
+        barrier.wait()
+        try:
+            for _ in range(5):
+                backend.update_artifact(ArtifactRef(entity, "p", "clf", i), {"aliases": ["best"]})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    history = api.alias_history("p/clf", "best")
+    assert history[0]["from_version"] is None
+    for prev, cur in itertools.pairwise(history):
+        assert cur["from_version"] == prev["to_version"]
+    final = api.artifact("p/clf:best").version
+    assert final == f"v{history[-1]['to_version']}"
 
 
 def test_aliases_and_their_history(workdir: Path, api: stemma.Api) -> None:

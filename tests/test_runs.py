@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import math
 import pathlib
+import time
 import warnings
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 import stemma
 from stemma.errors import AlreadyExists, InvalidNameError, InvalidValueError, NotFound, UsageError
+from tests.conftest import store_untouched
 
 
 def _only_run(api: stemma.Api, project: str = "p"):  # type: ignore[no-untyped-def]
@@ -392,4 +395,31 @@ def test_disabled_mode_writes_nothing(store_dir: pathlib.Path) -> None:
     with pytest.raises(InvalidValueError):
         run.log({"x": object()})
     run.finish()
-    assert not (store_dir / "stemma.db").exists()
+    assert store_untouched(store_dir)
+
+
+@pytest.mark.postgresql_only
+def test_a_value_postgresql_cannot_hold_is_refused_not_retried(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # SQLite stores a NUL character; PostgreSQL's text and jsonb cannot. The refusal
+    # must be immediate and say why, not a retry loop that keeps the run in its spool.
+    started = time.monotonic()
+    run = stemma.init(project="p", config={"a": "x\x00y"})
+    run.log({"x": 1})
+    run.finish()
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "the store refused this run's data: the database cannot store a value" in err
+    assert "\\u0000 cannot be converted to text" in err
+
+
+def test_timestamps_come_back_in_utc(api: stemma.Api) -> None:
+    # The test PostgreSQL server runs in Pacific/Chatham (UTC+12:45/+13:45) on purpose.
+    run = stemma.init(project="p")
+    run.finish()
+    (stored,) = list(api.runs("p"))
+    for value in (stored.created_at, stored.heartbeat_at):
+        assert value.tzinfo is not None and value.utcoffset() == dt.timedelta(0)
+    age = dt.datetime.now(dt.UTC) - stored.created_at
+    assert dt.timedelta(0) <= age < dt.timedelta(minutes=5)

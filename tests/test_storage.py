@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import Engine, inspect, text
 
 from stemma.cli.main import cli
 from stemma.storage.database import (
@@ -18,25 +21,74 @@ from stemma.storage.database import (
     current_revision,
     ensure_schema,
     sqlite_url,
+    upgrade,
 )
 from stemma.storage.models import metadata
 
 
-def test_schema_head_matches_alembic(tmp_path: Path) -> None:
-    engine = create_store_engine(sqlite_url(tmp_path))
+def test_schema_head_matches_alembic(new_database: Callable[[str], str]) -> None:
+    engine = create_store_engine(new_database("head"))
     script = ScriptDirectory.from_config(alembic_config(engine))
     assert script.get_current_head() == SCHEMA_HEAD
+    engine.dispose()
 
 
-def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
-    engine = create_store_engine(sqlite_url(tmp_path))
-    ensure_schema(engine)
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Tables with their columns, indexes, unique and foreign keys, as the database
+    reports them (comparable between two databases of one kind)."""
+    insp = inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "pk": insp.get_pk_constraint(table),
+            "indexes": sorted(
+                (i["name"] or "", tuple(i["column_names"])) for i in insp.get_indexes(table)
+            ),
+            "unique": sorted(
+                (u["name"] or "", tuple(u["column_names"]))
+                for u in insp.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (
+                    f["name"] or "",
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    str(f.get("options")),
+                )
+                for f in insp.get_foreign_keys(table)
+            ),
+        }
+    return out
+
+
+def test_migrations_create_exactly_the_models(new_database: Callable[[str], str]) -> None:
+    """Alembic's scripts, run one by one from an empty database, give exactly the models."""
+    engine = create_store_engine(new_database("migrated"))
+    assert current_revision(engine) is None
+    upgrade(engine)  # Alembic, script by script (never the create_all fast path)
     assert current_revision(engine) == SCHEMA_HEAD
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+    engine.dispose()
 
 
+def test_fast_create_gives_exactly_the_models(new_database: Callable[[str], str]) -> None:
+    """ensure_schema on an empty database (create_all + stamp) gives the models too."""
+    engine = create_store_engine(new_database("fresh"))
+    ensure_schema(engine)
+    assert current_revision(engine) == SCHEMA_HEAD
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    ensure_schema(engine)  # idempotent once at head
+    assert current_revision(engine) == SCHEMA_HEAD
+    engine.dispose()
+
+
+@pytest.mark.sqlite_only
 def test_sqlite_pragmas(tmp_path: Path) -> None:
     engine = create_store_engine(sqlite_url(tmp_path))
     with engine.connect() as conn:
@@ -45,8 +97,8 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 60000
 
 
-def test_db_upgrade_command(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+def test_db_upgrade_command(new_database: Callable[[str], str]) -> None:
+    url = new_database("cli")
     first = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", url])
     assert first.exit_code == 0, first.output
     assert f"upgraded empty -> {SCHEMA_HEAD}" in first.output
@@ -54,19 +106,26 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert "already at revision" in second.output
 
 
-def test_alembic_migrations_equal_the_fast_create(tmp_path: Path) -> None:
+def test_alembic_migrations_equal_the_fast_create(new_database: Callable[[str], str]) -> None:
     """A fresh store is created from the models and stamped; running every Alembic
-    migration instead must give exactly the same schema."""
-    from stemma.storage.database import upgrade
-
-    migrated = create_store_engine(sqlite_url(tmp_path / "a"))
+    migration instead must give exactly the same schema, names included."""
+    migrated = create_store_engine(new_database("a"))
     upgrade(migrated)  # Alembic, script by script
-    assert current_revision(migrated) == SCHEMA_HEAD
-    with migrated.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    fresh = create_store_engine(sqlite_url(tmp_path / "b"))
+    fresh = create_store_engine(new_database("b"))
     ensure_schema(fresh)  # create_all + stamp
-    assert current_revision(fresh) == SCHEMA_HEAD
+    assert current_revision(migrated) == current_revision(fresh) == SCHEMA_HEAD
+    assert _schema(fresh) == _schema(migrated)
+    migrated.dispose()
+    fresh.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_migrations_equal_the_fast_create_sql(tmp_path: Path) -> None:
+    """On SQLite, down to the names of every table and index in sqlite_master."""
+    migrated = create_store_engine(sqlite_url(tmp_path / "a"))
+    upgrade(migrated)
+    fresh = create_store_engine(sqlite_url(tmp_path / "b"))
+    ensure_schema(fresh)
     with fresh.connect() as a, migrated.connect() as b:
         tables = "SELECT name, sql FROM sqlite_master WHERE type IN ('table','index') ORDER BY name"
         names_a = [r[0] for r in a.execute(text(tables))]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from stemma.wire.records import (
 )
 
 Progress = Callable[[int], None] | None
+StrPath = str | os.PathLike[str]
 
 
 class Backend(abc.ABC):
@@ -102,7 +104,7 @@ class Backend(abc.ABC):
     # ------------------------------------------------------------ artifacts
     @abc.abstractmethod
     def store_files(
-        self, files: list[tuple[Path, str | None]], progress: Progress = None
+        self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
     ) -> list[tuple[str, int]]:
         """Make the store hold these files' bytes; returns (digest, size) per file.
 

@@ -6,13 +6,14 @@ import getpass
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from stemma.backend.base import Backend, Progress
+from stemma.backend.base import Backend, Progress, StrPath
 from stemma.errors import Conflict, NotFound, StoreError
 from stemma.service import artifacts as artifact_service
 from stemma.service import blobs as blob_service
@@ -156,33 +157,69 @@ class EmbeddedBackend(Backend):
         return self.default_entity()
 
     def store_files(
-        self, files: list[tuple[Path, str | None]], progress: Progress = None
+        self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
     ) -> list[tuple[str, int]]:
-        def put(item: tuple[Path, str | None]) -> tuple[str, int]:
-            digest, size = self.blobs.put_file(item[0], item[1])
-            if progress is not None:
-                progress(size)
-            return digest, size
+        with read_tx(self.engine) as conn:
+            present = blob_service.present_blobs(conn, [d for _, d in files if d])
+        results: list[tuple[str, int] | None] = [None] * len(files)
+        todo: list[int] = []
+        for i, (_path, known) in enumerate(files):
+            if known is not None and known in present:  # stored already: not even opened
+                results[i] = (known, present[known])
+                if progress is not None:
+                    progress(present[known])
+            else:
+                todo.append(i)
 
-        if len(files) <= 1:
-            results = [put(f) for f in files]
+        def put(indices: list[int]) -> None:
+            for i in indices:
+                digest, size = self.blobs.put_file(files[i][0], files[i][1])
+                results[i] = (digest, size)
+                if progress is not None:
+                    progress(size)
+
+        for _attempt in range(3):
+            self._in_batches(put, todo)
+            stored = [results[i] for i in todo]
+            with write_tx(self.engine) as conn:
+                vanished = set(blob_service.register_blobs(conn, self.blobs, stored))  # type: ignore[arg-type]
+            # a gc deleted some bytes between storing and registering: store them again
+            todo = [i for i in todo if results[i][0] in vanished]  # type: ignore[index]
+            if not todo:
+                break
         else:
-            # Threads overlap the system calls of many small files (hashlib and the
-            # kernel copy release the GIL); large files parallelise inside put_file.
-            with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 2))) as pool:
-                results = list(pool.map(put, files))
-        with write_tx(self.engine) as conn:
-            blob_service.register_blobs(conn, results)
-        return results
+            raise StoreError(
+                "blobs keep vanishing while being stored (a gc running with --grace 0?); try again"
+            )
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _in_batches(work: Any, indices: list[int]) -> None:
+        """Run ``work`` over ``indices`` on a few threads, a batch per task: thousands of
+        tiny files would otherwise cost more in task scheduling than in I/O."""
+        if len(indices) <= 8:
+            work(indices)
+            return
+        workers = min(16, 4 * (os.cpu_count() or 2))
+        size = max(8, len(indices) // (workers * 4))
+        batches = [indices[k : k + size] for k in range(0, len(indices), size)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(work, batches):
+                pass
 
     # The server's side of uploads: the client cannot hand the server file paths.
     def missing_blobs(self, digests: list[str]) -> set[str]:
         with read_tx(self.engine) as conn:
-            return blob_service.missing_blobs(conn, self.blobs, digests)
+            return blob_service.missing_blobs(conn, digests)
 
     def register_blobs(self, items: list[tuple[str, int]]) -> None:
         with write_tx(self.engine) as conn:
-            blob_service.register_blobs(conn, items)
+            vanished = blob_service.register_blobs(conn, self.blobs, items)
+        if vanished:
+            raise Conflict(
+                f"{len(vanished)} blob(s) are not in the store; upload them again",
+                missing=vanished[:100],
+            )
 
     def register_uploaded(self, items: list[tuple[str, int]]) -> None:
         """Register blobs a client uploaded straight to the object store, after checking

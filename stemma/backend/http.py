@@ -20,7 +20,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 
 from stemma import errors
-from stemma.backend.base import Backend, Progress
+from stemma.backend.base import Backend, Progress, StrPath
 from stemma.errors import InvalidValueError, StoreError
 from stemma.hashing import hash_path
 from stemma.settings import Settings
@@ -291,13 +291,13 @@ class HttpBackend(Backend):
 
     # ------------------------------------------------------------ blobs
     def store_files(
-        self, files: list[tuple[Path, str | None]], progress: Progress = None
+        self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
     ) -> list[tuple[str, int]]:
         """Hash what is not known, ask the server what it lacks, upload only that."""
 
-        def digest_of(item: tuple[Path, str | None]) -> tuple[str, int]:
+        def digest_of(item: tuple[StrPath, str | None]) -> tuple[str, int]:
             path, known = item
-            size = path.stat().st_size
+            size = os.stat(path).st_size
             return (known or hash_path(path)), size
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
@@ -331,10 +331,10 @@ class HttpBackend(Backend):
             self._request("POST", "/api/v1/blobs/register", json={"blobs": direct})
         return results
 
-    def _upload(self, path: Path, size: int, target: dict[str, Any]) -> None:
+    def _upload(self, path: StrPath, size: int, target: dict[str, Any]) -> None:
         """One attempt at uploading one blob, reading the file afresh (the caller retries
         the whole attempt: a half-sent stream can never be resent)."""
-        before = path.stat()
+        before = os.stat(path)
         if target.get("upload_id"):
             self._upload_parts(path, target)
         else:
@@ -358,11 +358,11 @@ class HttpBackend(Backend):
                     f"upload of {path} to the object store failed: HTTP "
                     f"{resp.status_code} {resp.text[:200]}"
                 )
-        after = path.stat()
+        after = os.stat(path)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise InvalidValueError(f"{path} changed while it was being uploaded", path=str(path))
 
-    def _upload_parts(self, path: Path, target: dict[str, Any]) -> None:
+    def _upload_parts(self, path: StrPath, target: dict[str, Any]) -> None:
         part_size = int(target["part_size"])
         parts = []
         with open(path, "rb") as fh:

@@ -13,7 +13,8 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from stemma.wire.values import to_storable
 
 if TYPE_CHECKING:
     from stemma.api.public import ApiRun
-    from stemma.backend.base import Backend
+    from stemma.backend.base import Backend, StrPath
     from stemma.settings import Settings
 
 
@@ -52,13 +53,28 @@ class ManifestEntry:
         return f"<ManifestEntry {self.path} {self.size} bytes>"
 
 
-def _inside(root: Path, name: str) -> Path:
-    """``root/name``, refusing any name that would land outside ``root``."""
+def _inside(root: Path, name: str, parents: dict[str, str] | None = None) -> Path:
+    """``root/name``, refusing any name that would land outside ``root``, even through
+    a symbolic link already in the tree. ``parents`` caches resolved directories, so a
+    download of thousands of files resolves each directory once."""
     clean = check_entry_path(name)
-    target = (root / clean).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise InvalidValueError(f"entry {name!r} would be written outside {root}", name=name)
-    return target
+    parents = {} if parents is None else parents
+    real_root = parents.get("")
+    if real_root is None:
+        real_root = parents[""] = os.path.realpath(root)
+    head, _, tail = clean.rpartition("/")
+    real_dir = parents.get(head)
+    if real_dir is None:
+        real_dir = os.path.realpath(os.path.join(real_root, head)) if head else real_root
+        if real_dir != real_root and not real_dir.startswith(real_root + os.sep):
+            raise InvalidValueError(f"entry {name!r} would be written outside {root}", name=name)
+        parents[head] = real_dir
+    target = os.path.join(real_dir, tail)
+    if os.path.islink(target):
+        real = os.path.realpath(target)
+        if not real.startswith(real_root + os.sep):
+            raise InvalidValueError(f"entry {name!r} would be written outside {root}", name=name)
+    return Path(target)
 
 
 class Artifact:
@@ -81,7 +97,7 @@ class Artifact:
         if metadata:
             to_storable(metadata, "metadata")  # refuse what cannot be stored, now
             self._metadata = dict(metadata)
-        self._local: dict[str, tuple[Path, os.stat_result]] = {}
+        self._local: dict[str, tuple[str, os.stat_result]] = {}  # name -> (abs path, stat)
         self._refs: dict[str, Entry] = {}
         self._record: ArtifactRecord | None = None
         self._manifest: Manifest | None = None
@@ -244,7 +260,7 @@ class Artifact:
                 path=str(path),
             )
         clean = self._claim(name or path.name, overwrite)
-        self._local[clean] = (path.resolve(), st)
+        self._local[clean] = (str(path.resolve()), st)
         return ManifestEntry(self, Entry(clean, None, st.st_size))
 
     def add_dir(
@@ -257,22 +273,27 @@ class Artifact:
         """Add every file under a directory (as ``name/relative/path``)."""
         del skip_cache, policy
         self._require_pending("add files")
-        root = Path(local_path)
-        if not root.is_dir():
-            raise NotFound(f"cannot add {root}: no such directory", path=str(root))
+        if not os.path.isdir(local_path):
+            raise NotFound(f"cannot add {local_path}: no such directory", path=str(local_path))
+        root = os.path.realpath(local_path)  # resolved once, not once per file
         prefix = check_entry_path(name) + "/" if name else ""
-        for dirpath, _dirs, files in os.walk(root):
-            for fname in files:
-                full = Path(dirpath) / fname
-                try:
-                    st = full.stat()
-                except FileNotFoundError:
-                    continue  # vanished while walking
-                if not full.is_file():
-                    continue
-                rel = full.relative_to(root).as_posix()
-                clean = self._claim(prefix + rel, True)
-                self._local[clean] = (full.resolve(), st)
+        stack = [("", root)]
+        while stack:
+            rel_dir, abs_dir = stack.pop()
+            with os.scandir(abs_dir) as entries:
+                for entry in entries:
+                    rel = f"{rel_dir}{entry.name}"
+                    try:
+                        if entry.is_dir():
+                            stack.append((rel + "/", entry.path))
+                            continue
+                        if not entry.is_file():
+                            continue  # sockets, fifos, dangling links
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # vanished while walking
+                    clean = self._claim(prefix + rel, True)
+                    self._local[clean] = (entry.path, st)
 
     def add_reference(
         self,
@@ -317,15 +338,15 @@ class Artifact:
             raise NotFound(f"artifact has no entry {name!r}", name=name)
 
     # ------------------------------------------------------------------ manifest
-    def _build_manifest(self, hash_local: bool) -> tuple[Manifest, list[tuple[str, Path]]]:
+    def _build_manifest(self, hash_local: bool) -> tuple[Manifest, list[tuple[str, str]]]:
         """(manifest, local files still to store). Checks no file changed since add."""
         from stemma.sdk.statcache import StatCache
 
         manifest = Manifest(self._refs.values())
-        todo: list[tuple[str, Path]] = []
+        todo: list[tuple[str, str]] = []
         for name, (path, st) in self._local.items():
             try:
-                now = path.stat()
+                now = os.stat(path)
             except FileNotFoundError:
                 raise NotFound(
                     f"{path} (entry {name!r}) was removed after it was added", path=str(path)
@@ -392,10 +413,13 @@ class Artifact:
             try:
                 known = cache.lookup((str(p), self._local[n][1]) for n, p in todo)
                 files = [(p, known.get(str(p)) if attempt == 0 else None) for _, p in todo]
-                results = _store_with_progress(backend, files)
-                cache.record(
+                results = _store_with_progress(
+                    backend, files, sum(self._local[n][1].st_size for n, _ in todo)
+                )
+                cache.record(  # only what was hashed now: the rest is recorded already
                     (str(p), self._local[n][1], d)
                     for (n, p), (d, _) in zip(todo, results, strict=True)
+                    if known.get(str(p)) is None
                 )
             finally:
                 cache.close()
@@ -494,37 +518,64 @@ class Artifact:
 
     def _fetch(self, entry: Entry, target: Path) -> None:
         """Write one entry to ``target`` unless an identical file is already there."""
+        self._fetch_many([(entry, target)])
+
+    def _fetch_many(
+        self, pairs: list[tuple[Entry, Path]], progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Write entries to their targets, skipping files the stat cache shows are
+        already right; one stat-cache connection and one commit for the whole batch."""
         from stemma.sdk.references import fetch_reference
         from stemma.sdk.statcache import StatCache
 
         settings = self._settings_or_env()
-        if entry.digest is not None and target.is_file():
-            cache = StatCache(settings.dir / "statcache.db")
-            try:
-                st = target.stat()
+        cache = StatCache(settings.dir / "statcache.db")
+        try:
+            existing: dict[str, os.stat_result] = {}
+            for entry, target in pairs:
+                if entry.digest is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        existing[str(target)] = target.stat()
+            known = cache.lookup(existing.items())
+            todo = []
+            for entry, target in pairs:
+                st = existing.get(str(target))
                 if (
-                    st.st_size == entry.size
-                    and cache.lookup([(str(target), st)]).get(str(target)) == entry.digest
+                    st is not None
+                    and st.st_size == entry.size
+                    and known.get(str(target)) == entry.digest
                 ):
-                    return
-            finally:
-                cache.close()
-        if entry.ref is not None:
-            fetch_reference(entry, target, self._cache())
-        else:
-            assert self._backend is not None
-            self._backend.fetch_blob(entry.digest or "", target)
-        if entry.digest is not None:
-            # Stamp the file with the version's commit time (as tar and rsync keep
-            # times): the stat cache can trust it at once, and any later edit moves the
-            # mtime, so the next download or verify re-hashes it.
+                    if progress is not None:
+                        progress(entry.size or 0)
+                    continue
+                todo.append((entry, target))
+            # Stamp each file with the version's commit time (as tar and rsync keep
+            # times): the stat cache can trust an entry the moment it is written, and
+            # any later edit moves the mtime, so the next download or verify re-hashes.
             stamp = (self.created_at or dt.datetime.now(dt.UTC)).timestamp()
-            os.utime(target, (stamp, stamp))
-            cache = StatCache(settings.dir / "statcache.db")
-            try:
-                cache.record([(str(target), target.stat(), entry.digest)])
-            finally:
-                cache.close()
+
+            def fetch(item: tuple[Entry, Path]) -> tuple[str, os.stat_result, str] | None:
+                entry, target = item
+                if entry.ref is not None:
+                    fetch_reference(entry, target, self._cache())
+                else:
+                    assert self._backend is not None
+                    self._backend.fetch_blob(entry.digest or "", target)
+                if progress is not None:
+                    progress(entry.size or 0)
+                if entry.digest is None:
+                    return None
+                os.utime(target, (stamp, stamp))
+                return str(target), target.stat(), entry.digest
+
+            if len(todo) > 1:
+                with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 2))) as pool:
+                    rows = list(pool.map(fetch, todo))
+            else:
+                rows = [fetch(item) for item in todo]
+            cache.record([r for r in rows if r is not None], trusted=True)
+        finally:
+            cache.close()
 
     def download(
         self,
@@ -542,15 +593,14 @@ class Artifact:
         base = Path(root) if root is not None else self._default_root()
         base.mkdir(parents=True, exist_ok=True)
         entries = [e for e in manifest if path_prefix is None or e.path.startswith(path_prefix)]
-        targets = [(e, _inside(base, e.path)) for e in entries]
+        parents: dict[str, str] = {}
+        targets = [(e, _inside(base, e.path, parents)) for e in entries]
         total = sum(e.size or 0 for e in entries)
         from stemma.sdk.progress import progress
 
         prog, task = progress(total, f"downloading {self.name}")
         with prog:
-            for entry, target in targets:
-                self._fetch(entry, target)
-                prog.advance(task, entry.size or 0)
+            self._fetch_many(targets, lambda n: prog.advance(task, n))
         self._download_root = base
         return str(base)
 
@@ -653,12 +703,8 @@ class Artifact:
 
 
 def _store_with_progress(
-    backend: Backend, files: list[tuple[Path, str | None]]
+    backend: Backend, files: Sequence[tuple[StrPath, str | None]], total: int
 ) -> list[tuple[str, int]]:
-    total = 0
-    for path, _ in files:
-        with contextlib.suppress(OSError):
-            total += path.stat().st_size
     from stemma.sdk.progress import progress
 
     prog, task = progress(total, "storing files")

@@ -54,14 +54,20 @@ class StatCache:
                         out[path] = digest
         return out
 
-    def record(self, rows: Iterable[tuple[str, os.stat_result, str]]) -> None:
-        """Remember digests, skipping files modified too recently to trust."""
+    def record(
+        self, rows: Iterable[tuple[str, os.stat_result, str]], trusted: bool = False
+    ) -> None:
+        """Remember digests, skipping files modified too recently to trust.
+
+        ``trusted`` is for files Stemma itself just wrote and stamped with a past mtime
+        (downloads): no one else can have changed them within that timestamp tick.
+        """
         now_ns = time.time_ns()
         racy = int(RACY_SECONDS * 1e9)
         data = [
             (p, st.st_ino, st.st_size, st.st_mtime_ns, d)
             for p, st, d in rows
-            if now_ns - st.st_mtime_ns > racy
+            if trusted or now_ns - st.st_mtime_ns > racy
         ]
         if not data:
             return

@@ -83,19 +83,27 @@ def _project_id(conn: Connection, entity: str, project: str) -> int | None:
     ).scalar()
 
 
-def _collection(conn: Connection, entity: str, project: str, name: str) -> Row[Any] | None:
+def _collection(
+    conn: Connection, entity: str, project: str, name: str, lock: bool = False
+) -> Row[Any] | None:
+    """The collection's row. With ``lock`` (every write to its versions or aliases), the
+    row stays locked until commit: on PostgreSQL, where writers run concurrently, this
+    serialises a name's version numbering and alias moves, as SQLite's write lock does
+    (two movers of one alias would otherwise both insert it, or both record a move
+    from the same version). SQLite ignores ``FOR UPDATE``."""
     pid = _project_id(conn, entity, project)
     if pid is None:
         return None
-    return conn.execute(
-        select(artifact_collections).where(
-            and_(artifact_collections.c.project_id == pid, artifact_collections.c.name == name)
-        )
-    ).first()
+    q = select(artifact_collections).where(
+        and_(artifact_collections.c.project_id == pid, artifact_collections.c.name == name)
+    )
+    return conn.execute(q.with_for_update() if lock else q).first()
 
 
-def _require_collection(conn: Connection, entity: str, project: str, name: str) -> Row[Any]:
-    coll = _collection(conn, entity, project, name)
+def _require_collection(
+    conn: Connection, entity: str, project: str, name: str, lock: bool = False
+) -> Row[Any]:
+    coll = _collection(conn, entity, project, name, lock)
     if coll is None:
         raise NotFound(
             f"artifact {entity}/{project}/{name} does not exist", path=f"{entity}/{project}/{name}"
@@ -245,9 +253,13 @@ def resolve(
     name: str,
     selector: str | None,
     at: dt.datetime | None = None,
+    lock: bool = False,
 ) -> tuple[Row[Any], Row[Any]]:
-    """(collection row, version row) for ``name:selector``, or NotFound listing choices."""
-    coll = _require_collection(conn, entity, project, name)
+    """(collection row, version row) for ``name:selector``, or NotFound listing choices.
+
+    ``lock``: for a write, lock the collection first (see :func:`_collection`), so the
+    version row read after it is current."""
+    coll = _require_collection(conn, entity, project, name, lock)
     alias, index = parse_selector(selector)
     if index is None and at is not None:
         index = alias_at(conn, coll.id, alias, at)
@@ -437,7 +449,7 @@ def _remove_alias(
 
 
 def _check_blobs_present(conn: Connection, store: Any, manifest: Manifest) -> None:
-    missing = missing_blobs(conn, store, manifest.blob_digests())
+    missing = missing_blobs(conn, manifest.blob_digests())
     if missing:
         raise Conflict(
             f"cannot commit: {len(missing)} blob(s) of the manifest are not in the store "
@@ -597,7 +609,7 @@ def update_version(
     is_admin: bool = True,
 ) -> ArtifactRecord:
     """Change aliases / description / ttl, or add metadata keys, of a committed version."""
-    coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}")
+    coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}", lock=True)
     if ver.state != "committed":
         raise Conflict(f"artifact {ref.path} was deleted and cannot be changed")
     unknown = set(changes) - {"aliases", "description", "ttl_seconds", "metadata"}
@@ -677,7 +689,7 @@ def delete_version(
 ) -> None:
     """Tombstone a version: its manifest goes (blobs become collectable), its row and
     lineage edges stay so history and graphs still show it existed."""
-    coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}")
+    coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}", lock=True)
     if ver.state != "committed":
         return
     aliases = [a for a in _aliases_of(conn, [ver.id])[ver.id] if a != LATEST]

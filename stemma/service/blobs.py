@@ -18,39 +18,56 @@ from stemma.service.runs import _aware, utcnow
 from stemma.storage.models import blobs
 
 
-def missing_blobs(conn: Connection, store: Any, digests: Iterable[str]) -> set[str]:
+def present_blobs(conn: Connection, digests: Iterable[str]) -> dict[str, int]:
+    """{digest: size} of those digests the store holds (rows not condemned by gc).
+
+    A row is trusted without touching the bytes: a row only exists once its bytes were
+    found in place (:func:`register_blobs`), and gc deletes bytes only together with
+    their row. ``stemma artifact verify`` re-hashes for damage done behind our back.
+    """
+    keys = list(set(digests))
+    out: dict[str, int] = {}
+    for i in range(0, len(keys), 500):
+        for digest, size in conn.execute(
+            select(blobs.c.digest, blobs.c.size).where(
+                and_(blobs.c.digest.in_(keys[i : i + 500]), ~blobs.c.condemned)
+            )
+        ):
+            out[digest] = size
+    return out
+
+
+def missing_blobs(conn: Connection, digests: Iterable[str]) -> set[str]:
     """Digests the store lacks (or that gc has condemned): the client must upload them."""
     wanted = set(digests)
-    present: set[str] = set()
-    keys = list(wanted)
-    for i in range(0, len(keys), 500):
-        part = keys[i : i + 500]
-        present.update(
-            conn.execute(
-                select(blobs.c.digest).where(and_(blobs.c.digest.in_(part), ~blobs.c.condemned))
-            ).scalars()
-        )
-    return {d for d in wanted if d not in present or not store.has(d)}
+    return wanted - set(present_blobs(conn, wanted))
 
 
-def register_blobs(conn: Connection, items: Iterable[tuple[str, int]]) -> None:
-    """Record stored blobs (un-condemning any that gc had marked)."""
+def register_blobs(conn: Connection, store: Any, items: Iterable[tuple[str, int]]) -> list[str]:
+    """Record stored blobs (reviving any that gc had condemned); returns the digests whose
+    bytes turned out to be absent (a gc ran between the upload and now: store again).
+
+    Rows that already exist and are not condemned are left alone; new and revived rows
+    are checked against the store first, which is what lets every later check trust rows.
+    """
     now = utcnow()
     rows = dict(items)
     if not rows:
-        return
+        return []
     keys = list(rows)
-    existing: set[str] = set()
+    state: dict[str, bool] = {}
     for i in range(0, len(keys), 500):
-        existing.update(
-            conn.execute(
-                select(blobs.c.digest).where(blobs.c.digest.in_(keys[i : i + 500]))
-            ).scalars()
-        )
+        for digest, condemned in conn.execute(
+            select(blobs.c.digest, blobs.c.condemned).where(blobs.c.digest.in_(keys[i : i + 500]))
+        ):
+            state[digest] = condemned
+    checking = [d for d in keys if state.get(d, True)]  # new or condemned
+    vanished = [d for d in checking if not store.has(d)]
+    gone = set(vanished)
     new = [
-        {"digest": d, "size": s, "created_at": now, "condemned": False}
-        for d, s in rows.items()
-        if d not in existing
+        {"digest": d, "size": rows[d], "created_at": now, "condemned": False}
+        for d in checking
+        if d not in state and d not in gone
     ]
     if new:
         if conn.dialect.name == "postgresql":
@@ -59,14 +76,14 @@ def register_blobs(conn: Connection, items: Iterable[tuple[str, int]]) -> None:
             conn.execute(pg_insert(blobs).on_conflict_do_nothing(), new)
         else:
             conn.execute(insert(blobs).prefix_with("OR IGNORE"), new)
-    if existing:
-        revive = list(existing)
-        for i in range(0, len(revive), 500):
-            conn.execute(
-                update(blobs)
-                .where(and_(blobs.c.digest.in_(revive[i : i + 500]), blobs.c.condemned))
-                .values(condemned=False)
-            )
+    revive = [d for d in checking if d in state and d not in gone]
+    for i in range(0, len(revive), 500):
+        conn.execute(
+            update(blobs)
+            .where(and_(blobs.c.digest.in_(revive[i : i + 500]), blobs.c.condemned))
+            .values(condemned=False)
+        )
+    return vanished
 
 
 def lock_against_commits(conn: Connection) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
 
 from stemma.errors import AlreadyExists, Conflict, NotFound, UsageError
 from stemma.service import history
@@ -112,7 +112,18 @@ def to_record(row: Row[Any]) -> RunRecord:
     )
 
 
-def find_run_pk(conn: Connection, ref: RunRef) -> int | None:
+def find_run_pk(conn: Connection, ref: RunRef, *, lock: bool = False) -> int | None:
+    """The run's primary key; with ``lock``, its row (or, for a run that does not exist
+    yet, the right to create it) is also locked until commit.
+
+    The lock matters on PostgreSQL only: writes there run concurrently (READ
+    COMMITTED), and a frame's read-modify-writes of the run (its summary, a key's open
+    history chunk) must not interleave with another transaction's on the same run, or
+    one of them is lost. SQLite's ``BEGIN IMMEDIATE`` already serialises every write
+    (and SQLAlchemy renders no ``FOR UPDATE`` there). Only the run row is locked, so
+    runs of one project still ingest in parallel, and as ``FOR NO KEY UPDATE``, so rows
+    that merely reference the run (an artifact logged by it) are not held up.
+    """
     q = _where_ref(
         select(runs.c.id).select_from(
             runs.join(projects, runs.c.project_id == projects.c.id).join(
@@ -121,7 +132,19 @@ def find_run_pk(conn: Connection, ref: RunRef) -> int | None:
         ),
         ref,
     )
-    return conn.execute(q).scalar()
+    if not lock:
+        return conn.execute(q).scalar()
+    pk = conn.execute(q.with_for_update(of=runs, key_share=True)).scalar()
+    if pk is None and conn.dialect.name == "postgresql":
+        # No row to lock yet: lock the run's name instead (a transaction-scoped advisory
+        # lock, in the two-key space apart from the migration and gc locks), so of two
+        # transactions creating one run the second waits and then finds the first's run
+        # instead of failing on the unique constraint.
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(5282, hashtext(:path))"), {"path": ref.path}
+        )
+        pk = conn.execute(q.with_for_update(of=runs, key_share=True)).scalar()
+    return pk
 
 
 def get_run(conn: Connection, ref: RunRef) -> RunRecord | None:
@@ -377,7 +400,7 @@ def apply_frame(
     Call inside a write transaction. Returns ``applied=False`` for a frame already
     applied; raises :class:`Conflict` when frames before ``start`` are missing.
     """
-    pk = find_run_pk(conn, ref)
+    pk = find_run_pk(conn, ref, lock=True)  # one frame of a run at a time
     first_is_run = bool(events) and events[0]["t"] == "run"
     if pk is not None:
         done = conn.execute(

@@ -13,10 +13,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 
-from stemma.errors import StoreError
+from stemma.errors import InvalidValueError, StoreError
 
 # The newest migration. Checked against Alembic's own view of the scripts by a test, so
 # opening an up-to-date store never has to import Alembic (a third of a second).
@@ -63,20 +63,59 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, str] = {}
+    if url.startswith("postgresql") and "options" not in make_url(url).query:
+        # Timestamps come back in the session's time zone; pin it to UTC so every
+        # datetime the store returns is UTC, as SQLite's (stored as UTC) are, whatever
+        # the server's `timezone` setting (a URL's own ?options=... is left alone).
+        connect_args["options"] = "-c timezone=UTC"
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+    )
+
+
+@contextlib.contextmanager
+def _refuse_unstorable() -> Iterator[None]:
+    """A value the database cannot hold is the caller's data, not the store's state.
+
+    PostgreSQL checks what SQLite lets through: a string longer than its VARCHAR, a NUL
+    byte in text or JSON, an integer out of its column's range. Retrying such a write
+    can never succeed (the SDK's writer would retry it forever, keeping the run's data
+    only in its spool), so it is raised as InvalidValueError, which callers treat as a
+    refusal with the database's own explanation.
+    """
+    try:
+        yield
+    except DataError as exc:
+        # The message and its DETAIL line ("\u0000 cannot be converted to text."), not
+        # the CONTEXT lines that would echo the whole value.
+        lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+        reason = " ".join(line.strip() for line in lines[:2] if not line.startswith("CONTEXT"))
+        raise InvalidValueError(f"the database cannot store a value: {reason}") from exc
 
 
 @contextlib.contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
-    with engine.connect().execution_options(stemma_write=True) as conn, conn.begin():
+    with (
+        _refuse_unstorable(),
+        engine.connect().execution_options(stemma_write=True) as conn,
+        conn.begin(),
+    ):
         yield conn
 
 
 @contextlib.contextmanager
 def read_tx(engine: Engine) -> Iterator[Connection]:
     """A read transaction: one consistent snapshot for the whole block."""
-    with engine.connect() as conn, conn.begin():
+    with _refuse_unstorable(), engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # PostgreSQL's default (READ COMMITTED) takes a new snapshot per statement, so
+            # a read of several statements (a manifest's chain of deltas, a version then
+            # its aliases) could see a commit land halfway. REPEATABLE READ keeps one
+            # snapshot, as SQLite's read transaction does; being READ ONLY, it can never
+            # fail to serialise.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield conn
 
 
@@ -122,7 +161,10 @@ def alembic_config(engine: Engine):
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Alembic's config is a ConfigParser: a literal "%" (URL-escaped passwords, a Unix
+    # socket as ?host=%2Fvar%2Frun%2Fpostgresql) must be doubled or it fails to parse.
+    url = engine.url.render_as_string(hide_password=False)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import posixpath
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -41,8 +42,15 @@ class Entry:
         return [self.path, self.digest, self.size, self.ref, self.extra]
 
 
+# Names that are certainly clean (no leading '/', no '.' or '..' segment, no empty
+# segment, no backslash, colon or NUL); anything else takes the careful path below.
+_CLEAN = re.compile(r"(?!\.{1,2}(?:/|$))[^/\\\x00:]+(?:/(?!\.{1,2}(?:/|$))[^/\\\x00:]+)*")
+
+
 def check_entry_path(name: str) -> str:
     """A safe relative POSIX path inside an artifact, or InvalidValueError."""
+    if type(name) is str and _CLEAN.fullmatch(name):
+        return name  # already clean: the common case, called once per file
     if not isinstance(name, str) or not name or "\x00" in name:
         raise InvalidValueError(f"invalid artifact entry name {name!r}", name=repr(name))
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +21,9 @@ class BlobStore(abc.ABC):
         """The blob's size in bytes, or None when absent."""
 
     @abc.abstractmethod
-    def put_file(self, src: Path, known_digest: str | None = None) -> tuple[str, int]:
+    def put_file(
+        self, src: str | os.PathLike[str], known_digest: str | None = None
+    ) -> tuple[str, int]:
         """Store a file's bytes, reading it once; returns (sha256 hex, size).
 
         With ``known_digest`` (from a stat cache) an already stored blob is not read at

@@ -133,7 +133,9 @@ class LocalBlobStore(BlobStore):
             self._place(tmp, digest)
         return digest
 
-    def put_file(self, src: Path, known_digest: str | None = None) -> tuple[str, int]:
+    def put_file(
+        self, src: str | os.PathLike[str], known_digest: str | None = None
+    ) -> tuple[str, int]:
         if known_digest is not None:
             size = self.size(known_digest)
             if size is not None:
@@ -151,7 +153,7 @@ class LocalBlobStore(BlobStore):
         finally:
             os.close(fd)
 
-    def _put_large(self, fd: int, src: Path, before: os.stat_result) -> str:
+    def _put_large(self, fd: int, src: str | os.PathLike[str], before: os.stat_result) -> str:
         size = before.st_size
         tmp = self._temp()
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

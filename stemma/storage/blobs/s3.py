@@ -376,7 +376,9 @@ class S3BlobStore(BlobStore):
         )
         return digest
 
-    def put_file(self, src: Path, known_digest: str | None = None) -> tuple[str, int]:
+    def put_file(
+        self, src: str | os.PathLike[str], known_digest: str | None = None
+    ) -> tuple[str, int]:
         if known_digest is not None:
             size = self.size(known_digest)
             if size is not None:
@@ -398,7 +400,7 @@ class S3BlobStore(BlobStore):
             os.close(fd)
 
     @staticmethod
-    def _moved(fd: int, src: Path | str, before: os.stat_result) -> bool:
+    def _moved(fd: int, src: str | os.PathLike[str], before: os.stat_result) -> bool:
         try:
             now = os.stat(src)
         except FileNotFoundError:
