@@ -18,16 +18,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def server(tmp_path: Path) -> ServerProcess:
-    srv = ServerProcess(tmp_path / "server-store",
-                        database_url=os.environ.get("STEMMA_DATABASE_URL"))
+    srv = ServerProcess(
+        tmp_path / "server-store", database_url=os.environ.get("STEMMA_DATABASE_URL")
+    )
     srv.start()
     yield srv
     srv.stop()
 
 
 def _client_env(srv: ServerProcess, tmp_path: Path) -> dict[str, str]:
-    return {"STEMMA_BASE_URL": srv.url, "STEMMA_DIR": str(tmp_path / "client"),
-            "STEMMA_DATABASE_URL": "", "STEMMA_HEARTBEAT_INTERVAL": "1"}
+    return {
+        "STEMMA_BASE_URL": srv.url,
+        "STEMMA_DIR": str(tmp_path / "client"),
+        "STEMMA_DATABASE_URL": "",
+        "STEMMA_HEARTBEAT_INTERVAL": "1",
+    }
 
 
 def _api(srv: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> stemma.Api:
@@ -37,8 +42,9 @@ def _api(srv: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> stemma.Api:
     return stemma.Api()
 
 
-def test_server_killed_during_history_stream(server: ServerProcess, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_killed_during_history_stream(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code = """
         import sys, time, stemma
         run = stemma.init(project="rel", id="stream")
@@ -66,8 +72,9 @@ def test_server_killed_during_history_stream(server: ServerProcess, tmp_path: Pa
     assert values == list(range(6000))  # every row, exactly once, in order
 
 
-def test_server_killed_during_artifact_upload(server: ServerProcess, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_killed_during_artifact_upload(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for i in range(40):
@@ -105,8 +112,9 @@ def test_server_killed_during_artifact_upload(server: ServerProcess, tmp_path: P
         assert (got / src.name).read_bytes() == src.read_bytes()
 
 
-def test_server_down_for_30_seconds(server: ServerProcess, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_down_for_30_seconds(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code = """
         import time, stemma
         run = stemma.init(project="rel", id="outage")
