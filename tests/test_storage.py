@@ -11,9 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, func, insert, inspect, select, text
 
 from stemma.cli.main import cli
+from stemma.service.runs import utcnow
 from stemma.storage.database import (
     SCHEMA_HEAD,
     alembic_config,
@@ -131,3 +132,26 @@ def test_sqlite_migrations_equal_the_fast_create_sql(tmp_path: Path) -> None:
         names_a = [r[0] for r in a.execute(text(tables))]
         names_b = [r[0] for r in b.execute(text(tables))]
     assert names_a == names_b
+
+
+def test_a_read_transaction_reads_one_snapshot() -> None:
+    """What read_tx promises on both databases (PostgreSQL's default would not keep
+    it): a commit landing between two statements of a read is not seen halfway."""
+    from stemma.backend import get_backend
+    from stemma.backend.embedded import EmbeddedBackend
+    from stemma.settings import Settings
+    from stemma.storage.database import read_tx, write_tx
+    from stemma.storage.models import entities
+
+    backend = get_backend(Settings.from_env())
+    assert isinstance(backend, EmbeddedBackend)
+    count = select(func.count()).select_from(entities)
+    with read_tx(backend.engine) as reader:
+        before = reader.execute(count).scalar_one()
+        with write_tx(backend.engine) as writer:
+            writer.execute(
+                insert(entities).values(name="newcomer", kind="user", created_at=utcnow())
+            )
+        assert reader.execute(count).scalar_one() == before
+    with read_tx(backend.engine) as reader:
+        assert reader.execute(count).scalar_one() == before + 1

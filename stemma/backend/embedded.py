@@ -418,16 +418,20 @@ class EmbeddedBackend(Backend):
         self.engine.dispose()
 
 
-def _open_blob_store(settings: Settings) -> LocalBlobStore:
+def _open_blob_store(settings: Settings) -> Any:
+    """A local directory (path or file:// URL) or an S3 bucket (s3://bucket/prefix)."""
     url = settings.storage_url
     if url is None:
         return LocalBlobStore(settings.dir / "blobs")
     if url.startswith("file://"):
         return LocalBlobStore(Path(url[len("file://") :]))
+    if url.startswith("s3://"):
+        from stemma.storage.blobs.s3 import S3BlobStore
+
+        return S3BlobStore(url)
     if "://" not in url:
         return LocalBlobStore(Path(url).expanduser())
     raise StoreError(
-        f"STEMMA_STORAGE_URL={url!r}: this version stores blobs in a local directory "
-        "(a path or file:// URL); object stores come with the server",
+        f"STEMMA_STORAGE_URL={url!r}: use a directory, a file:// URL or s3://bucket/prefix",
         url=url,
     )

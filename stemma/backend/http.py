@@ -377,7 +377,12 @@ class HttpBackend(Backend):
         self._request(
             "POST",
             "/api/v1/blobs/multipart/complete",
-            json={"digest": target["digest"], "upload_id": target["upload_id"], "parts": parts},
+            json={
+                "digest": target["digest"],
+                "upload_id": target["upload_id"],
+                "parts": parts,
+                "size": target["size"],
+            },
         )
 
     def fetch_blob(self, digest: str, dest: Path) -> None:

@@ -18,7 +18,7 @@ class ServerSettings:
     dir: Path = dataclasses.field(default_factory=default_dir)
     max_body_bytes: int = 64 << 20  # JSON and history frames
     max_blob_bytes: int = 8 << 30  # one blob uploaded through the server (local store)
-    public_url: str | None = None  # how clients reach this server (for upload URLs)
+    multipart_threshold: int = 256 << 20  # S3 uploads above this go in parts
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -28,6 +28,8 @@ class ServerSettings:
             storage_url=env.get("STEMMA_STORAGE_URL") or None,
             dir=Path(env["STEMMA_DIR"]).expanduser() if env.get("STEMMA_DIR") else default_dir(),
             max_body_bytes=int(env.get("STEMMA_MAX_BODY_BYTES") or (64 << 20)),
+            max_blob_bytes=int(env.get("STEMMA_MAX_BLOB_BYTES") or (8 << 30)),
+            multipart_threshold=int(env.get("STEMMA_MULTIPART_THRESHOLD") or (256 << 20)),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -206,6 +206,7 @@ class MultipartDoneIn(_Model):
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     upload_id: str
     parts: list[dict[str, Any]]
+    size: int | None = Field(default=None, ge=0, description="checked by the object store")
 
 
 # ------------------------------------------------------------------ artifacts

@@ -32,7 +32,6 @@ router = APIRouter(prefix="/api/v1/blobs", tags=["blobs"])
 Store = Annotated[EmbeddedBackend, Depends(get_store)]
 Who = Annotated[Actor, Depends(current_actor)]
 
-SINGLE_PART_MAX = 256 << 20  # above this, S3 uploads go in parts
 PART_SIZE = 64 << 20
 
 
@@ -54,7 +53,8 @@ def missing(body: DigestsIn, store: Store, actor: Who) -> DigestsOut:
     response_model=UploadPlanOut,
     summary="Upload instructions for the blobs the store lacks",
 )
-def plan_uploads(body: BlobsIn, store: Store, actor: Who) -> UploadPlanOut:
+def plan_uploads(body: BlobsIn, request: Request, store: Store, actor: Who) -> UploadPlanOut:
+    settings = request.app.state.settings
     wanted = {b.digest: b.size for b in body.blobs}
     lacking = store.missing_blobs(list(wanted))
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
@@ -62,15 +62,15 @@ def plan_uploads(body: BlobsIn, store: Store, actor: Who) -> UploadPlanOut:
     for digest in sorted(lacking):
         size = wanted[digest]
         if hasattr(blobs, "presign_put"):  # an object store: the client talks to it directly
-            if size > SINGLE_PART_MAX:
+            if size > settings.multipart_threshold:
                 mp = blobs.create_multipart(digest, size, PART_SIZE)
                 out.append(
                     UploadTarget(
                         digest=digest,
                         size=size,
                         upload_id=mp["upload_id"],
-                        part_size=mp.get("part_size", PART_SIZE),
-                        part_urls=mp["part_urls"],
+                        part_size=mp["part_size"],
+                        part_urls=[p["url"] for p in mp["parts"]],
                     )
                 )
             else:
@@ -141,7 +141,7 @@ def complete_multipart(body: MultipartDoneIn, store: Store, actor: Who) -> Respo
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
     if not hasattr(blobs, "complete_multipart"):
         raise InvalidValueError("this server's store does not take multipart uploads")
-    blobs.complete_multipart(body.digest, body.upload_id, body.parts)
+    blobs.complete_multipart(body.digest, body.upload_id, body.parts, size=body.size)
     return Response(status_code=204)
 
 
