@@ -251,3 +251,56 @@ def test_store_unavailable_keeps_everything_in_the_spool(
     )
     assert proc.returncode != 0
     assert "StoreError: cannot open the store at sqlite:///" in proc.stderr
+
+
+def test_offline_artifacts_sync_with_lineage(
+    store_dir: Path, tmp_path: Path, api: stemma.Api
+) -> None:
+    """Offline: log an artifact and use one seen while online; sync commits both,
+    with their lineage edges, once however often it runs."""
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "a.txt").write_text("raw rows")
+    online = stemma.init(project="off")
+    art = stemma.Artifact("raw", type="dataset")
+    art.add_dir(src)
+    online.log_artifact(art)
+    online.use_artifact("raw:latest").download(tmp_path / "seen")  # recorded locally
+    online.finish()
+    run_python(f"""
+        import stemma
+        run = stemma.init(project="off", id="o2", mode="offline")
+        raw = run.use_artifact("raw:latest", type="dataset")
+        assert raw.version == "v0", raw.version
+        root = raw.download({str(tmp_path / "offline-dl")!r})
+        clean = stemma.Artifact("clean", type="dataset", metadata={{"rows": 1}})
+        with clean.new_file("c.txt") as fh:
+            fh.write("clean rows")
+        run.log_artifact(clean, aliases=["candidate"])
+        try:
+            run.use_artifact("never-seen:v0")
+        except stemma.errors.NotFound as exc:
+            assert "not in the local cache" in str(exc)
+        else:
+            raise AssertionError("an uncached artifact must be a clear error offline")
+        run.finish()
+    """)
+    assert (tmp_path / "offline-dl" / "a.txt").read_text() == "raw rows"
+    with pytest.raises(stemma.errors.NotFound):
+        api.artifact("off/clean:latest")  # nothing reached the store while offline
+    from click.testing import CliRunner
+
+    from stemma.cli.main import cli
+
+    first = CliRunner().invoke(cli, ["sync"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, ["sync"])
+    assert again.exit_code == 0
+    clean = api.artifact("off/clean:candidate")
+    assert clean.version == "v0" and clean.metadata == {"rows": 1}
+    assert [a.version for a in api.artifact_versions(None, "off/clean")] == ["v0"]
+    assert clean.logged_by().id == "o2"
+    assert [r.id for r in api.artifact("off/raw:v0").used_by()] == [online.id, "o2"]
+    got = Path(clean.download(tmp_path / "after-sync"))
+    assert (got / "c.txt").read_text() == "clean rows"
+    assert not (store_dir / "pending-blobs").exists()

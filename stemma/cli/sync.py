@@ -44,3 +44,8 @@ def sync_cmd(path: Path | None, keep: bool) -> None:
                 f"{result.run_path}: {state} ({result.frames} frame(s), {result.bytes} bytes){tail}"
             )
     click.echo(f"synced {len(spools)} spool(s), {done_frames} new frame(s)")
+    pending = settings.dir / "pending-blobs"
+    if pending.exists() and not find_spools(settings.spool_root):
+        import shutil
+
+        shutil.rmtree(pending, ignore_errors=True)  # every offline artifact is uploaded

@@ -476,9 +476,16 @@ class Artifact:
         self._refs.clear()
 
     @classmethod
-    def _from_record(cls, backend: Backend, settings: Settings, record: ArtifactRecord) -> Artifact:
+    def _from_record(
+        cls, backend: Backend | None, settings: Settings, record: ArtifactRecord
+    ) -> Artifact:
         art = cls(record.name, record.type)
-        art._bind(backend, settings, record, record.manifest)
+        art._bind(backend, settings, record, record.manifest)  # type: ignore[arg-type]
+        if backend is not None and record.manifest is not None:
+            from stemma.sdk.offline import RecordIndex
+
+            with contextlib.suppress(OSError):  # the offline index is a convenience
+                RecordIndex(art._cache()).save(record)
         return art
 
     # ------------------------------------------------------------------ reading
@@ -558,9 +565,22 @@ class Artifact:
                 entry, target = item
                 if entry.ref is not None:
                     fetch_reference(entry, target, self._cache())
-                else:
-                    assert self._backend is not None
+                elif self._backend is not None:
                     self._backend.fetch_blob(entry.digest or "", target)
+                else:  # offline: what the download cache holds (or a local store's bytes)
+                    cache = self._cache()
+                    if not cache.has(entry.digest or "") and not settings.base_url:
+                        from stemma.backend import get_backend
+
+                        get_backend(settings).fetch_blob(entry.digest or "", target)
+                    elif not cache.has(entry.digest or ""):
+                        raise NotFound(
+                            f"{self.name}: {entry.path} is not in the download cache and this "
+                            "run is offline; download the version once while online",
+                            path=entry.path,
+                        )
+                    else:
+                        cache.copy_out(entry.digest, target)
                 if progress is not None:
                     progress(entry.size or 0)
                 if entry.digest is None:

@@ -357,11 +357,6 @@ class Run:
 
     # ------------------------------------------------------------------ artifacts
     def _artifact_backend(self, what: str) -> Any:
-        if self.settings.mode == "offline":
-            raise UsageError(
-                f"{what} needs the store, and this run is offline; artifacts of offline "
-                "runs are not supported yet (log them from an online run)"
-            )
         if self._finished:
             raise UsageError(f"run {self.path} is finished; {what} needs an open run")
         self._writer.wait_stored()  # the run must exist in the store for lineage edges
@@ -418,6 +413,9 @@ class Run:
             aliases = [aliases] if isinstance(aliases, str) else list(aliases)
         if self.settings.mode == "disabled":
             return art
+        if self.settings.mode == "offline":
+            self._log_artifact_offline(art, list(aliases or []) + list(art.aliases))
+            return art
         backend = self._artifact_backend("log_artifact")
         art._store_and_commit(
             backend,
@@ -444,6 +442,8 @@ class Run:
         del use_as
         if self.settings.mode == "disabled":
             raise UsageError("use_artifact needs a store; this run is disabled")
+        if self.settings.mode == "offline":
+            return self._use_artifact_offline(artifact_or_name, type)
         backend = self._artifact_backend("use_artifact")
         if isinstance(artifact_or_name, Artifact):
             art = artifact_or_name
@@ -473,6 +473,56 @@ class Run:
         if aliases:
             art.aliases.extend(a for a in aliases if a not in art.aliases)
             art.save()
+        return art
+
+    def _log_artifact_offline(self, art: Any, aliases: list[str]) -> None:
+        """Keep the bytes in the pending store and the commit in the spool, for sync."""
+        from stemma.sdk.offline import artifact_event, pending_dir, pending_store
+        from stemma.wire.manifest import Entry
+        from stemma.wire.records import ArtifactCommit
+
+        manifest, todo = art._build_manifest(hash_local=False)
+        where = pending_dir(self.settings.dir)
+        pending = pending_store(where)
+        for name, path in todo:
+            digest, size = pending.put_file(path)
+            manifest.add(Entry(name, digest, size))
+        commit = ArtifactCommit(
+            entity=self.entity,
+            project=self.project,
+            name=art.source_name,
+            type=art.type,
+            description=art.description,
+            metadata=art.metadata,
+            manifest=manifest,
+            aliases=aliases,
+            run=self._ref,
+            creator=self._creator(),
+            ttl_seconds=None if art.ttl is None else art.ttl.total_seconds(),
+        )
+        self._writer.put(artifact_event(commit, where))
+
+    def _use_artifact_offline(self, name_or_artifact: Any, type_: str | None) -> Any:
+        """Resolve from records seen online; bytes come from the download cache."""
+        from stemma.sdk.artifact import Artifact, parse_artifact_path
+        from stemma.sdk.cache import open_cache
+        from stemma.sdk.offline import RecordIndex, use_event
+
+        if isinstance(name_or_artifact, Artifact):
+            raise UsageError("offline, use_artifact takes a name such as 'dataset:v3'")
+        entity, project, name, selector = parse_artifact_path(
+            name_or_artifact, self.entity, self.project
+        )
+        cache = open_cache(self.settings.cache_dir)
+        record = RecordIndex(cache).load(entity, project, name, selector)
+        if type_ is not None and record.type != type_:
+            raise UsageError(
+                f"artifact {record.ref.path} has type {record.type!r}, not {type_!r}",
+                expected=type_,
+                got=record.type,
+            )
+        art = Artifact._from_record(None, self.settings, record)
+        self._writer.put(use_event(record.ref))
         return art
 
     def used_artifacts(self) -> list[Any]:

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stemma.backend.base import Backend
 from stemma.sdk.spool import SUFFIX, SpoolReader, spool_files
@@ -54,6 +55,8 @@ def sync_spool(
     done = backend.committed_offset(reader.ref, reader.spool_id)
     frames = nbytes = 0
     for start, end, events in reader.frames(done):
+        if any(ev["t"] in ("artifact", "use") for ev in events):
+            replay_offline(backend, reader.ref, events)  # before the frame is marked done
         backend.apply(reader.ref, reader.spool_id, start, end, events)
         frames += 1
         nbytes += end - start
@@ -64,6 +67,14 @@ def sync_spool(
         path.unlink(missing_ok=True)
         removed = True
     return SyncResult(path, reader.ref.path, frames, nbytes, True, removed)
+
+
+def replay_offline(backend: Backend, ref: Any, events: list[dict[str, Any]]) -> None:
+    from stemma.sdk.offline import pending_store, replay
+
+    pending_dirs = {ev["pending"] for ev in events if ev["t"] == "artifact"}
+    pending = pending_store(Path(next(iter(pending_dirs)))) if pending_dirs else None
+    replay(backend, ref, events, pending)  # type: ignore[arg-type]
 
 
 def find_spools(root: Path) -> list[Path]:

@@ -180,8 +180,11 @@ class RunWriter(threading.Thread):
         # One frame per bounded group of events, so no frame grows without limit.
         frame: list[dict[str, Any]] = []
         for ev in events:
+            if ev["t"] in ("artifact", "use") and frame:
+                self._append_frame(frame)  # sync replays these alone, after what came before
+                frame = []
             frame.append(ev)
-            if ev["t"] == "history" or len(frame) >= 64:
+            if ev["t"] in ("history", "artifact", "use") or len(frame) >= 64:
                 self._append_frame(frame)
                 frame = []
         if frame:

@@ -342,6 +342,8 @@ def _apply_event(conn: Connection, pk: int, ev: dict[str, Any], state: dict[str,
         state["finish"] = ev
     elif kind == "run":
         pass  # handled before the loop
+    elif kind in ("artifact", "use"):
+        pass  # offline artifact events: the client replays them before the frame (sync)
     else:
         raise UsageError(f"unknown event type {kind!r} in a spool frame", event=kind)
 

@@ -101,6 +101,7 @@ class LocalBlobStore(BlobStore):
             return None
 
     def _temp(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)  # cheap, and survives a cleaned store
         return self._tmp / f"{uuid.uuid4().hex}.part"
 
     def _place(self, tmp: Path, digest: str) -> None:
@@ -114,7 +115,11 @@ class LocalBlobStore(BlobStore):
         if dest.exists():  # stored meanwhile by someone else: same bytes by definition
             tmp.unlink(missing_ok=True)
             return
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except FileNotFoundError:  # the prefix directory was removed since we made it
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
 
     def receive_path(self) -> Path:
         """A temporary path on the store's filesystem for bytes arriving over the network."""
