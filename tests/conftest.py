@@ -1,9 +1,14 @@
-"""Fixtures: every test runs once per database (SQLite and PostgreSQL), each time with its
-own empty store and a clean process state.
+"""Fixtures: every test runs once per store, each time empty, with a clean process state:
+
+- ``sqlite``: the embedded backend on SQLite (the default file in STEMMA_DIR);
+- ``postgresql``: the embedded backend on PostgreSQL (a throwaway cluster);
+- ``server``: the HTTP backend against a real ``stemma server`` subprocess (one per
+  worker, over its own PostgreSQL database, emptied before each test).
 
 ``@pytest.mark.sqlite_only`` / ``@pytest.mark.postgresql_only`` limit a test to one
-database (SQLite pragmas, a sqlite:// URL); the test id says which one ran:
-``test_x[sqlite]``, ``test_x[postgresql]``.
+database; ``@pytest.mark.embedded_only`` keeps a test off the server variant (it looks
+inside the store's own files or database). The test id says which one ran:
+``test_x[sqlite]``, ``test_x[postgresql]``, ``test_x[server]``.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ pytest.register_assert_rewrite("tests.fixtures")
 pytest_plugins = ["tests.fixtures.postgres"]
 
 from tests.fixtures import postgres  # noqa: E402  (after its assert rewriting is set up)
+from tests.fixtures.server import ServerProcess, SharedServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATABASES = ("sqlite", "postgresql")
+DATABASES = ("sqlite", "postgresql", "server")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test only makes sense on SQLite")
     config.addinivalue_line("markers", "postgresql_only: the test only makes sense on PostgreSQL")
+    config.addinivalue_line(
+        "markers", "embedded_only: the test inspects the embedded store, not through a server"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -45,6 +54,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = ["sqlite"]
     elif metafunc.definition.get_closest_marker("postgresql_only"):
         params = ["postgresql"]
+    elif metafunc.definition.get_closest_marker("embedded_only"):
+        params = ["sqlite", "postgresql"]
     else:
         params = list(DATABASES)
     metafunc.parametrize("database", params, indirect=True, ids=params)
@@ -76,7 +87,12 @@ def database(
     ``postgresql`` (this worker's database, emptied before the test). Set through
     ``STEMMA_DATABASE_URL``, so processes the test spawns use the same database."""
     kind: str = request.param
-    if kind == "postgresql":
+    if kind == "server":
+        server: SharedServer = request.getfixturevalue("stemma_server")
+        reset_backends()
+        server.reset()
+        monkeypatch.setenv("STEMMA_BASE_URL", server.url)
+    elif kind == "postgresql":
         url: str = request.getfixturevalue("postgres_url")
         reset_backends()  # no pooled connection may outlive the reset
         postgres.reset_database(url)
@@ -107,6 +123,21 @@ def store_untouched(store_dir: Path) -> bool:
     if url and url.startswith("postgresql"):
         return postgres.table_names(url) == []
     return not (store_dir / "stemma.db").exists()
+
+
+@pytest.fixture(scope="session")
+def stemma_server(
+    postgres_cluster: postgres.PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedServer]:
+    """This worker's ``stemma server`` for the ``server`` variant."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = postgres_cluster.create_database(f"stemma_{worker}_server")
+    process = ServerProcess(tmp_path_factory.mktemp("server") / "store", database_url=url)
+    process.start()
+    try:
+        yield SharedServer(process, url)
+    finally:
+        process.stop()
 
 
 @pytest.fixture

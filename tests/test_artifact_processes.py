@@ -42,6 +42,7 @@ def test_eight_processes_log_the_same_name(tmp_path: Path, api: stemma.Api) -> N
     assert len(contents) == 8  # each version holds its own process's file
 
 
+@pytest.mark.embedded_only  # it watches the store's blob directory
 def test_killed_mid_commit_leaves_no_version(
     store_dir: Path, tmp_path: Path, api: stemma.Api
 ) -> None:

@@ -293,6 +293,7 @@ def test_file_changed_after_add_commits_nothing(workdir: Path, api: stemma.Api) 
     run.finish()
 
 
+@pytest.mark.embedded_only  # a blob-store unit test
 def test_file_changing_while_stored_is_detected(tmp_path: Path) -> None:
     from stemma.storage.blobs import LocalBlobStore
 
@@ -315,6 +316,7 @@ def test_file_changing_while_stored_is_detected(tmp_path: Path) -> None:
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
+@pytest.mark.embedded_only  # it writes into the store's database
 def test_crafted_manifest_cannot_escape_download_root(workdir: Path) -> None:
     from stemma.backend import get_backend
     from stemma.settings import Settings
@@ -540,6 +542,7 @@ def test_ttl_retention_protected_and_gc(workdir: Path, api: stemma.Api) -> None:
     run.finish()
 
 
+@pytest.mark.embedded_only  # it corrupts a file in the store's blob directory
 def test_stored_blobs_are_verified(workdir: Path) -> None:
     from click.testing import CliRunner
 

@@ -116,6 +116,7 @@ def test_sigkill_then_stemma_sync(store_dir: Path, api: stemma.Api) -> None:
     assert len(api.run("kill2/victim2").history()) == 30000
 
 
+@pytest.mark.embedded_only  # the crash timeout is the store process's setting
 def test_crash_detection(store_dir: Path, api: stemma.Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEMMA_HEARTBEAT_INTERVAL", "0.2")
     monkeypatch.setenv("STEMMA_CRASH_TIMEOUT", "1.5")
@@ -205,6 +206,7 @@ def test_offline_run_then_sync(store_dir: Path, api: stemma.Api, tmp_path: Path)
     assert not spools[0].exists()  # removed once stored (and its writer is gone)
 
 
+@pytest.mark.embedded_only  # it breaks the embedded database URL
 def test_store_unavailable_keeps_everything_in_the_spool(
     store_dir: Path, api: stemma.Api, tmp_path: Path
 ) -> None:

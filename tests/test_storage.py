@@ -26,6 +26,8 @@ from stemma.storage.database import (
 )
 from stemma.storage.models import metadata
 
+pytestmark = pytest.mark.embedded_only  # the schema and engine of the embedded store
+
 
 def test_schema_head_matches_alembic(new_database: Callable[[str], str]) -> None:
     engine = create_store_engine(new_database("head"))

@@ -13,12 +13,12 @@ interrupted and re-run creates no duplicate.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from stemma.errors import NotFound
 from stemma.sdk.cache import BlobCache
-from stemma.storage.blobs.local import LocalBlobStore
 from stemma.wire.manifest import Manifest
 from stemma.wire.records import ArtifactCommit, ArtifactRecord, ArtifactRef, RunRef
 from stemma.wire.values import from_storable, to_storable
@@ -74,9 +74,10 @@ def pending_dir(settings_dir: Path) -> Path:
     return settings_dir / "pending-blobs"
 
 
-def pending_store(path: Path) -> LocalBlobStore:
-    """Bytes of artifacts logged offline, kept until `stemma sync` has uploaded them."""
-    return LocalBlobStore(path)
+def pending_store(path: Path) -> BlobCache:
+    """Bytes of artifacts logged offline, kept until `stemma sync` has uploaded them:
+    a content-addressed directory like the download cache, but never evicted."""
+    return BlobCache(path, max_bytes=sys.maxsize)
 
 
 def artifact_event(commit: ArtifactCommit, pending_dir: Path) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def use_event(ref: ArtifactRef) -> dict[str, Any]:
 
 
 def replay(
-    backend: Any, run: RunRef, events: list[dict[str, Any]], pending: LocalBlobStore
+    backend: Any, run: RunRef, events: list[dict[str, Any]], pending: BlobCache | None
 ) -> None:
     """Do in the store what offline artifact events stand for (before their frame)."""
     for ev in events:
@@ -113,10 +114,10 @@ def replay(
             manifest = Manifest.from_json(ev["manifest"])
             files = []
             for digest in sorted(manifest.blob_digests()):
-                if not pending.has(digest):
+                if pending is None or not pending.has(digest):
                     raise NotFound(
                         f"bytes {digest} of offline artifact {ev['name']} are "
-                        f"missing from {pending.root}",
+                        f"missing from {ev.get('pending')}",
                         digest=digest,
                     )
                 files.append((pending.path(digest), digest))

@@ -485,7 +485,7 @@ class Run:
         where = pending_dir(self.settings.dir)
         pending = pending_store(where)
         for name, path in todo:
-            digest, size = pending.put_file(path)
+            digest, size = pending.put_file(Path(path))
             manifest.add(Entry(name, digest, size))
         commit = ArtifactCommit(
             entity=self.entity,

@@ -74,7 +74,7 @@ def replay_offline(backend: Backend, ref: Any, events: list[dict[str, Any]]) -> 
 
     pending_dirs = {ev["pending"] for ev in events if ev["t"] == "artifact"}
     pending = pending_store(Path(next(iter(pending_dirs)))) if pending_dirs else None
-    replay(backend, ref, events, pending)  # type: ignore[arg-type]
+    replay(backend, ref, events, pending)
 
 
 def find_spools(root: Path) -> list[Path]:

@@ -1,12 +1,14 @@
 """The background writer: queue -> spool file -> store, so ``run.log`` never waits.
 
-``run.log`` appends a row to a deque (a few hundred nanoseconds). This thread wakes a
-few times a second, turns what was queued into events (rows become one columnar
-history batch), appends them as one frame to the run's spool file, then applies the
-frame to the backend. If the store is unreachable the frames stay pending (in memory
-up to a cap, always on disk) and are retried with exponential backoff; a process
-killed outright loses at most the rows queued since the last wake-up, and whatever
-reached the spool is applied later by ``stemma sync`` or by resuming the run.
+``run.log`` appends a row to a deque (a few hundred nanoseconds). The spool thread wakes
+a few times a second, turns what was queued into events (rows become one columnar
+history batch) and appends them as one frame to the run's spool file; an applier thread
+sends frames to the backend. The two are separate so that a slow or unreachable store
+can never delay the spool: what a SIGKILL can lose stays bounded by the flush interval.
+If the store is unreachable the frames stay pending (in memory up to a cap, always on
+disk) and are retried with exponential backoff; a process killed outright loses at most
+the rows queued since the last wake-up, and whatever reached the spool is applied later
+by ``stemma sync`` or by resuming the run.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ class RunWriter(threading.Thread):
         self._last_contact = time.monotonic()
         self.frames_written = 0
         self._barriers: list[threading.Event] = []
+        self._lock = threading.Lock()  # guards _pending, _pending_bytes, _spilled, _barriers
+        self._has_work = threading.Event()
+        self._spool_closed = False
+        self._applier = threading.Thread(
+            target=self._apply_loop, daemon=True, name=f"stemma-applier-{ref.run_id}"
+        )
 
     # ------------------------------------------------------------ main-thread side
     def put(self, item: Any) -> None:
@@ -106,26 +114,20 @@ class RunWriter(threading.Thread):
     def all_applied(self) -> bool:
         return self.applied_offset >= self.spool.offset
 
-    # ------------------------------------------------------------ writer thread
+    # ------------------------------------------------------------ spool thread
     def run(self) -> None:
         if self._online:
-            # Open the store (imports, migrations) while the user's code runs, not at
-            # finish. A failure here is retried like any other on the first apply.
-            with contextlib.suppress(Exception):
-                self._backend_or_none()
+            self._applier.start()
         try:
             while True:
                 self._wake.wait(FLUSH_INTERVAL)
                 self._wake.clear()
                 stopping = self._stopping
                 self._write_queued()
-                self._apply_pending(final=stopping)
-                self._release_barriers()
                 now = time.monotonic()
                 if now - self._last_fsync >= FSYNC_INTERVAL:
                     self.spool.fsync()
                     self._last_fsync = now
-                self._maybe_heartbeat(now)
                 if stopping and not self.queue:
                     break
         except Exception as exc:  # never die silently: the spool keeps the data
@@ -135,15 +137,41 @@ class RunWriter(threading.Thread):
                 self._write_queued()
         finally:
             self.spool.close()
-            for ev in self._barriers:  # nobody may wait forever on a stopped writer
-                ev.set()
+            self._spool_closed = True
+            self._has_work.set()
+            if self._applier.is_alive():
+                self._applier.join()
+            with self._lock:
+                for ev in self._barriers:  # nobody may wait forever on a stopped writer
+                    ev.set()
+                self._barriers.clear()
+
+    # ------------------------------------------------------------ applier thread
+    def _apply_loop(self) -> None:
+        # Open the store (imports, migrations) while the user's code runs, not at
+        # finish. A failure here is retried like any other on the first apply.
+        with contextlib.suppress(Exception):
+            self._backend_or_none()
+        while True:
+            self._has_work.wait(FLUSH_INTERVAL)
+            self._has_work.clear()
+            final = self._spool_closed  # everything is in the spool: apply it all now
+            try:
+                self._apply_pending(final=final)
+            except Exception as exc:  # keep going: the spool keeps the data
+                self._schedule_retry(exc)
+            self._release_barriers()
+            if final:
+                return
+            self._maybe_heartbeat(time.monotonic())
 
     def _release_barriers(self) -> None:
         failed = self.fatal is not None or self.last_error is not None
-        if self._barriers and (self.all_applied or failed):
-            for ev in self._barriers:
-                ev.set()
-            self._barriers.clear()
+        with self._lock:
+            if self._barriers and (self.all_applied or failed):
+                for ev in self._barriers:
+                    ev.set()
+                self._barriers.clear()
 
     def _drain(self) -> list[Any]:
         q = self.queue
@@ -156,7 +184,6 @@ class RunWriter(threading.Thread):
         barriers = [i for i in items if type(i) is dict and i["t"] == "_barrier"]
         if barriers:
             items = [i for i in items if not (type(i) is dict and i["t"] == "_barrier")]
-            self._barriers.extend(b["event"] for b in barriers)
         events: list[dict[str, Any]] = []
         rows: list[Row] = []
         sysrows: list[Row] = []
@@ -189,24 +216,31 @@ class RunWriter(threading.Thread):
                 frame = []
         if frame:
             self._append_frame(frame)
+        if barriers:  # only after the frames queued before them are pending
+            with self._lock:
+                self._barriers.extend(b["event"] for b in barriers)
+        self._has_work.set()
 
     def _append_frame(self, events: list[dict[str, Any]]) -> None:
         start, end = self.spool.append(events)
         self.frames_written += 1
         if not self._online:
             return
-        if self._spilled or self._pending_bytes > MAX_PENDING_BYTES:
-            self._spilled = True
-            self._pending.clear()
-            self._pending_bytes = 0
-            return
-        self._pending.append((start, end, events))
-        self._pending_bytes += end - start
+        with self._lock:
+            if self._spilled or self._pending_bytes > MAX_PENDING_BYTES:
+                self._spilled = True
+                self._pending.clear()
+                self._pending_bytes = 0
+                return
+            self._pending.append((start, end, events))
+            self._pending_bytes += end - start
 
     def _pending_frames(self) -> list[tuple[int, int, list[dict[str, Any]]]]:
-        if not self._spilled:
-            return self._pending
-        self.spool.fsync()
+        with self._lock:
+            if not self._spilled:
+                return list(self._pending)
+        # More than MAX_PENDING_BYTES waited: re-read what the spool has (flushed to the OS
+        # with every frame, so a reader sees it).
         return list(SpoolReader(self.spool.path).frames(self.applied_offset))
 
     def _backend_or_none(self) -> Any:
@@ -221,8 +255,9 @@ class RunWriter(threading.Thread):
         back); at finish, keep trying until ``STEMMA_FINISH_TIMEOUT`` has passed."""
         if not self._online or self.fatal is not None:
             return
-        if not self._pending and not self._spilled:
-            return
+        with self._lock:
+            if not self._pending and not self._spilled:
+                return
         if time.monotonic() < self._retry_at and not final:
             return
         deadline = time.monotonic() + (self.settings.finish_timeout if final else 0.0)
@@ -237,9 +272,7 @@ class RunWriter(threading.Thread):
                         backend.apply(self.ref, self.spool.spool_id, start, end, events)
                         self.applied_offset = end
                         self._last_contact = time.monotonic()
-                self._pending.clear()
-                self._pending_bytes = 0
-                self._spilled = False
+                self._forget_applied()
                 self._backoff = 0.5
                 self.last_error = None
                 return
@@ -251,12 +284,18 @@ class RunWriter(threading.Thread):
                 self._schedule_retry(exc)
             except Exception as exc:  # unreachable store, locked database, network...
                 self._schedule_retry(exc)
-            # keep only frames not yet applied
-            self._pending = [f for f in self._pending if f[0] >= self.applied_offset]
-            self._pending_bytes = sum(e - s for s, e, _ in self._pending)
+            self._forget_applied()
             if not final or time.monotonic() >= deadline:
                 return
             time.sleep(min(self._backoff, 2.0, max(0.0, deadline - time.monotonic())))
+
+    def _forget_applied(self) -> None:
+        """Drop frames the store has; leave spilled mode once everything is applied."""
+        with self._lock:
+            self._pending = [f for f in self._pending if f[0] >= self.applied_offset]
+            self._pending_bytes = sum(e - s for s, e, _ in self._pending)
+            if self._spilled and self.applied_offset >= self.spool.offset:
+                self._spilled = False
 
     def _schedule_retry(self, exc: Exception) -> None:
         if self.last_error is None:
