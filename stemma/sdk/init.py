@@ -85,15 +85,25 @@ def init(
     if mode_resume == "must" and id is None:
         raise UsageError("resume='must' needs the id of the run to resume (id=...)")
     tag_list = _check_tags(tags)
-    if name is not None and (not isinstance(name, str) or not name or len(name) > 256):
+    if name is not None and (
+        not isinstance(name, str) or not name or len(name) > 256 or "\x00" in name
+    ):
         raise UsageError(
             f"run name must be a non-empty string of at most 256 characters, got {name!r}",
             name=repr(name),
         )
-    for label, value in (("job_type", job_type), ("group", group)):
-        if value is not None and (not isinstance(value, str) or len(value) > 256):
+    for label, value, limit in (
+        ("job_type", job_type, 128),
+        ("group", group, 256),
+        ("notes", notes, 1 << 20),
+    ):
+        if value is not None and (
+            not isinstance(value, str) or len(value) > limit or "\x00" in value
+        ):
             raise UsageError(
-                f"{label} must be a string of at most 256 characters, got {value!r}", field=label
+                f"{label} must be a string of at most {limit} characters without NUL, "
+                f"got {value!r:.80}",
+                field=label,
             )
     if config is not None and not isinstance(config, Mapping):
         config = vars(config) if hasattr(config, "__dict__") else config

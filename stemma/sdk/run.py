@@ -33,6 +33,12 @@ MAX_KEY_LENGTH = 512
 def _convert_value(key: str, value: Any) -> Any:
     """A loggable value for ``value``, or InvalidValueError naming ``key``."""
     t = type(value)
+    if t is str and "\x00" in value:
+        raise InvalidValueError(
+            f"cannot log {key!r}: the string contains a NUL character, which the store "
+            "cannot keep (PostgreSQL text refuses it)",
+            key=key,
+        )
     if t is float or t is int or t is str or t is bool or value is None:
         return value
     to_log = getattr(value, "_to_log", None)  # media objects (Image, Table, ...)
@@ -71,6 +77,8 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
                 key=prefix + k,
             )
         key = prefix + k
+        if "\x00" in key:
+            raise InvalidValueError(f"metric key {key!r} contains a NUL character", key=key)
         if key in _RESERVED:
             raise InvalidValueError(f"{key!r} is set by Stemma and cannot be logged", key=key)
         if len(key) > MAX_KEY_LENGTH:
@@ -285,11 +293,12 @@ class Run:
         for k, v in data.items():
             t = type(v)
             if (
-                (t is float or t is int or t is str or t is bool)
+                (t is float or t is int or t is bool or (t is str and "\x00" not in v))
                 and type(k) is str
                 and k
                 and k not in _RESERVED
                 and len(k) <= MAX_KEY_LENGTH
+                and "\x00" not in k
             ):
                 continue
             row = {}
@@ -612,7 +621,7 @@ def _check_tags(tags: Any) -> list[str]:
         raise UsageError("tags must be a list of strings, not one string", tags=tags)
     out = []
     for t in tags:
-        if not isinstance(t, str) or not t or len(t) > 128:
+        if not isinstance(t, str) or not t or len(t) > 128 or "\x00" in t:
             raise UsageError(
                 f"invalid tag {t!r}: tags are non-empty strings of at most 128 characters",
                 tag=repr(t),

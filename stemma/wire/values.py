@@ -33,6 +33,12 @@ def to_storable(value: Any, key: str = "") -> Any:
     converted as W&B does; anything else is refused rather than silently stringified.
     """
     t = type(value)
+    if t is str and "\x00" in value:
+        raise InvalidValueError(
+            f"value of {key!r} contains a NUL character, which the store cannot keep "
+            "(PostgreSQL text and jsonb refuse it)",
+            key=key,
+        )
     if value is None or t is bool or t is int or t is str:
         return value
     if t is float:
@@ -40,7 +46,7 @@ def to_storable(value: Any, key: str = "") -> Any:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str):
+            if not isinstance(k, str) or "\x00" in k:
                 raise InvalidValueError(
                     f"config key {key + '.' if key else ''}{k!r} is not a string",
                     key=f"{key}.{k!r}" if key else repr(k),
