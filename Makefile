@@ -29,9 +29,12 @@ test-deps: $(VENV)/.test-installed system-deps
 system-deps:
 	@bash scripts/system-deps.sh
 
-## Run the demo workflow into the embedded store (./.stemma) and show what it logged.
+## Load the demo workflow into the embedded store (./.stemma) and serve it on 127.0.0.1.
+PORT ?= 5280
 run: install
 	$(BIN)/stemma demo
+	@echo "open http://127.0.0.1:$(PORT)/ (API docs: /api/v1/docs); Ctrl-C stops the server"
+	$(BIN)/stemma server --host 127.0.0.1 --port $(PORT)
 
 ## Lint, type-check and run the whole test suite.
 test: test-deps

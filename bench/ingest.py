@@ -943,6 +943,18 @@ def report(results: Sequence[Result]) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def git_state() -> str:
+    """HEAD, plus the files under stemma/ that differ from it (others may be editing)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    dirty = git("status", "--short", "--", "stemma").splitlines()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (f" + uncommitted changes in {len(dirty)} stemma file(s)" if dirty else "")
+
+
 def _sigterm(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt  # so the ExitStack stops servers and clients on `kill`, too
 
@@ -997,6 +1009,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     started = time.time()
+    # The machine and the checkout may be shared: say what else was running and what code ran.
+    load_at_start = os.getloadavg()
+    code = git_state()
+    print(f"load average at start {load_at_start}; stemma at {code}", file=sys.stderr)
     results: list[Result] = []
     failures: list[str] = []
     all_runs: list[Result] = []
@@ -1060,7 +1076,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "all_runs": [dataclasses.asdict(r) for r in all_runs],
                 "verdicts": [{"check": t, "pass": ok} for t, ok in verdicts(results)],
                 "failures": failures,
-                "machine_extra": {"cpu_model": cpu_model()},
+                "machine_extra": {"cpu_model": cpu_model(), "loadavg_at_start": load_at_start},
+                "code": code,
             },
         )
         print(f"results saved to {path.relative_to(ROOT)}")
@@ -1071,4 +1088,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # servers, clients and temp dirs are already cleaned up
+        print("interrupted; every server, client and temp dir was removed", file=sys.stderr)
+        sys.exit(130)

@@ -53,3 +53,6 @@ def test_demo_fast(api: stemma.Api) -> None:
         losses = r.history(keys=["train/loss"])["train/loss"]
         assert losses.iloc[-20:].mean() < losses.iloc[:20].mean()  # it really learned
     assert "logged 6 runs" in out.output
+    again = CliRunner().invoke(cli, ["demo", "--fast"])  # once per store unless asked
+    assert again.exit_code == 0 and "already has 6 runs" in again.output
+    assert len(list(api.runs("stemma-demo"))) == 6

@@ -12,13 +12,25 @@ from stemma.cli.common import handle_errors
 @click.command("demo")
 @click.option("--project", default="stemma-demo", show_default=True)
 @click.option("--fast", is_flag=True, help="Fewer epochs and samples (for tests).")
+@click.option("--again", is_flag=True, help="Log another sweep even if the project has one.")
 @handle_errors
-def demo_cmd(project: str, fast: bool) -> None:
-    """Train a small learning-rate sweep for real and log it, then list what was logged."""
+def demo_cmd(project: str, fast: bool, again: bool) -> None:
+    """Train a small learning-rate sweep for real and log it, then list what was logged.
+
+    Runs once per store: when the project already has runs, it says so and leaves them.
+    """
+    from stemma.api.public import Api
     from stemma.cli.runs import runs_ls
     from stemma.demo.workflow import train_sweep
 
     os.environ.setdefault("STEMMA_SYSTEM_METRICS", "false")
+    existing = Api().runs(project)
+    if not again and len(existing) > 0:
+        click.echo(
+            f"{existing.entity}/{project} already has {len(existing)} runs from an "
+            "earlier demo (pass --again to log another sweep)"
+        )
+        return
     result = train_sweep(project=project, fast=fast)
     click.echo(f"logged {len(result.run_ids)} runs to {result.entity}/{project}")
     ctx = click.get_current_context()
