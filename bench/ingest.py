@@ -70,8 +70,8 @@ QUICK_CLIENTS = 4
 QUICK_STEPS = 1_000
 NCPU = os.cpu_count() or 1
 MLFLOW_BATCH_STEPS = 100  # steps per log_batch call: 1,000 metrics, MLflow's per-call limit
-# MLflow takes in roughly 10,000 points/s on this machine, so 16 x 20,000 steps would run for
-# over 5 minutes; its clients stop at this many steps and the table says so.
+# MLflow takes in 5,500-12,500 points/s on this machine, so 16 x 20,000 steps would run for
+# 4-10 minutes; its clients stop at this many steps and the table says so.
 MLFLOW_STEP_CAP = 2_000
 TARGET_RATIO = 20.0  # Stemma's sustained ingest must be at least this many times MLflow's
 

@@ -70,6 +70,7 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STEMMA_DIR", str(d))
     monkeypatch.setenv("STEMMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # `stemma login` file
     monkeypatch.setenv("STEMMA_SILENT", "1")
     monkeypatch.setenv("STEMMA_SYSTEM_METRICS", "false")
     reset_backends()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import stemma
@@ -56,3 +58,35 @@ def test_demo_fast(api: stemma.Api) -> None:
     again = CliRunner().invoke(cli, ["demo", "--fast"])  # once per store unless asked
     assert again.exit_code == 0 and "already has 6 runs" in again.output
     assert len(list(api.runs("stemma-demo"))) == 6
+
+
+@pytest.mark.embedded_only  # it starts its own server
+def test_login_stores_the_server_with_private_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    from stemma.backend import reset_backends
+    from stemma.settings import config_path
+    from tests.fixtures.server import ServerProcess
+
+    with ServerProcess(tmp_path / "srv", database_url=os.environ.get("STEMMA_DATABASE_URL")) as srv:
+        out = CliRunner().invoke(cli, ["login", "--host", srv.url, "secret-key"])
+        assert out.exit_code == 0, out.output
+        assert f"logged in to {srv.url}" in out.output
+        path = config_path()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert "secret-key" in path.read_text()
+        monkeypatch.delenv("STEMMA_DATABASE_URL", raising=False)
+        reset_backends()
+        from stemma.settings import Settings
+
+        settings = Settings.from_env()
+        assert (settings.base_url, settings.api_key) == (srv.url, "secret-key")
+        run = stemma.init(project="via-login")  # the SDK now talks to the server
+        run.log({"x": 1})
+        run.finish()
+        assert [p["name"] for p in stemma.Api().projects()] == ["via-login"]
+    bad = CliRunner().invoke(cli, ["login", "--host", "http://127.0.0.1:9"])
+    assert bad.exit_code == 1 and "cannot reach" in bad.output
