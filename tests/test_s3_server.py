@@ -85,3 +85,35 @@ def test_artifact_bytes_bypass_the_api_server(
         )
     finally:
         server.stop()
+
+
+@pytest.mark.embedded_only  # the reference's bucket is read by the client itself
+def test_s3_references_are_tracked_not_copied(
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    api: stemma.Api,
+) -> None:
+    bucket = s3_server.make_bucket("refs")
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="datasets/train.csv", Body=b"a,b\n1,2\n")
+    client.put_object(Bucket=bucket, Key="datasets/test.csv", Body=b"a,b\n3,4\n")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    run = stemma.init(project="refs")
+    art = stemma.Artifact("tables", type="dataset")
+    art.add_reference(f"s3://{bucket}/datasets/")  # a prefix: one entry per object
+    run.log_artifact(art)
+    run.finish()
+    got = api.artifact("refs/tables:v0")
+    entries = {e.path: e for e in got.files()}
+    assert set(entries) == {"train.csv", "test.csv"}
+    assert entries["train.csv"].ref == f"s3://{bucket}/datasets/train.csv"
+    assert entries["train.csv"].extra["etag"]
+    assert sum(s["physical_bytes"] for s in api._backend.storage_stats()) == 0
+    root = Path(got.download(tmp_path / "dl"))
+    assert (root / "train.csv").read_bytes() == b"a,b\n1,2\n"
+    with pytest.raises(stemma.errors.InvalidValueError, match="unsupported reference"):
+        stemma.Artifact("x", type="dataset").add_reference("gs://bucket/key")

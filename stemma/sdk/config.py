@@ -7,15 +7,17 @@ change queues the whole converted config for the writer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from stemma.sdk.attrdict import AttrMapping
 from stemma.wire.values import to_storable
 
 
-class Config:
+class Config(AttrMapping):
     """Hyper-parameters of a run. ``config.lr``, ``config["lr"]``, ``config.get("lr", 0.1)``."""
 
+    _what = "config"
     __slots__ = ("_data", "_on_change")
 
     def __init__(
@@ -29,25 +31,13 @@ class Config:
             self.update(data)
         object.__setattr__(self, "_on_change", on_change)
 
-    # -- mapping protocol
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
+    # -- writes (reads come from AttrMapping)
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
         self._changed()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Config):
@@ -58,15 +48,7 @@ class Config:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __repr__(self) -> str:
-        return f"Config({self._data!r})"
-
     # -- attribute access
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(f"config has no key {key!r}") from None
 
     def __setattr__(self, key: str, value: Any) -> None:
         self.update({key: value})
@@ -78,18 +60,6 @@ class Config:
             raise AttributeError(f"config has no key {key!r}") from None
 
     # -- dict API
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``, or ``default``; never raises."""
-        return self._data.get(key, default)
-
-    def keys(self):
-        return self._data.keys()
-
-    def values(self):
-        return self._data.values()
-
-    def items(self):
-        return self._data.items()
 
     def update(self, data: Mapping[str, Any] | Any = None, /, **kwargs: Any) -> None:
         """Set several keys at once; each value is converted or refused naming its key.
@@ -117,10 +87,6 @@ class Config:
     def setdefaults(self, data: Mapping[str, Any]) -> None:
         """Set only the keys not set yet."""
         self.update({k: v for k, v in data.items() if k not in self._data})
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain copy of the config."""
-        return dict(self._data)
 
     def _changed(self) -> None:
         if self._on_change is not None:

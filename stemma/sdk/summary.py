@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from stemma.sdk.attrdict import AttrMapping
 from stemma.wire.values import to_storable
 
 
-class Summary:
+class Summary(AttrMapping):
     """Last value per key. ``run.log`` keeps it current; assignments override it."""
 
+    _what = "summary"
     __slots__ = ("_data", "_on_set")
 
     def __init__(
@@ -21,9 +23,6 @@ class Summary:
         object.__setattr__(self, "_data", dict(data or {}))
         object.__setattr__(self, "_on_set", on_set)
 
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
 
@@ -32,39 +31,8 @@ class Summary:
         if self._on_set is not None:
             self._on_set({}, [key])
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"Summary({self._data!r})"
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(f"summary has no key {key!r}") from None
-
     def __setattr__(self, key: str, value: Any) -> None:
         self.update({key: value})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``, or ``default``; never raises."""
-        return self._data.get(key, default)
-
-    def keys(self):
-        return self._data.keys()
-
-    def values(self):
-        return self._data.values()
-
-    def items(self):
-        return self._data.items()
 
     def update(self, data: Mapping[str, Any]) -> None:
         """Override several keys; values are checked before anything changes."""
@@ -76,9 +44,6 @@ class Summary:
         self._data.update(data)
         if self._on_set is not None:
             self._on_set(stored, [])
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._data)
 
     def _from_log(self, row: dict[str, Any]) -> None:
         """Hot path: ``run.log`` refreshes last values without queueing an override."""
