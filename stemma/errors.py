@@ -31,8 +31,13 @@ class StemmaError(Exception):
         self.context = context
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form: a stable code, a human message and any context."""
-        return {"code": self.code, "message": self.message, "context": self.context}
+        """The wire form: a stable code, a human message and the JSON-safe context."""
+        context = {
+            k: v
+            for k, v in self.context.items()
+            if isinstance(v, str | int | float | bool | list | type(None))
+        }
+        return {"code": self.code, "message": self.message, "context": context}
 
 
 class UsageError(StemmaError, ValueError):

@@ -89,11 +89,14 @@ def login_cmd(key: str | None, host: str | None, relogin: bool) -> None:
             hide_input=True,
             show_default=False,
         )
-    path = save_login(host, key if key is not None else current.get("api_key"))
     from stemma.backend.http import HttpBackend
     from stemma.settings import Settings
 
     backend = HttpBackend(Settings.from_env(base_url=host, api_key=key or None))
-    who = backend.default_entity()
-    backend.close()
+    try:
+        with backend.retry_budget(5.0):  # interactive: say so quickly, do not retry for minutes
+            who = backend.default_entity()
+    finally:
+        backend.close()
+    path = save_login(host, key if key is not None else current.get("api_key"))
     click.echo(f"logged in to {host} as {who}; saved in {path}")

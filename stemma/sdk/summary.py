@@ -44,7 +44,3 @@ class Summary(AttrMapping):
         self._data.update(data)
         if self._on_set is not None:
             self._on_set(stored, [])
-
-    def _from_log(self, row: dict[str, Any]) -> None:
-        """Hot path: ``run.log`` refreshes last values without queueing an override."""
-        self._data.update(row)

@@ -83,9 +83,6 @@ class RunWriter(threading.Thread):
         """Queue a row tuple or an event dict (thread-safe, never blocks)."""
         self.queue.append(item)
 
-    def flush_soon(self) -> None:
-        self._wake.set()
-
     def wait_stored(self, timeout: float = 120.0) -> None:
         """Block until everything queued so far is in the store (artifact calls need
         the run row to exist). Raises StoreError when the store cannot be reached."""

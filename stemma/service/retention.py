@@ -23,7 +23,6 @@ from stemma.storage.models import (
     entities,
     projects,
     retention_policies,
-    runs,
 )
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactRef
@@ -193,19 +192,6 @@ def storage_stats(
         g["blobs"] = len(digests)
         out.append(g)
     return sorted(out, key=lambda g: (g["entity"], g["project"], g["type"]))
-
-
-def projects_of_runs(conn: Connection, run_pks: list[int]) -> dict[int, str]:
-    rows = conn.execute(
-        select(runs.c.id, entities.c.name, projects.c.name, runs.c.run_id)
-        .select_from(
-            runs.join(projects, runs.c.project_id == projects.c.id).join(
-                entities, projects.c.entity_id == entities.c.id
-            )
-        )
-        .where(runs.c.id.in_(run_pks))
-    )
-    return {pk: f"{e}/{p}/{r}" for pk, e, p, r in rows}
 
 
 def live_digests(conn: Connection) -> set[str]:
