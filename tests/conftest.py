@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "embedded_only: the test inspects the embedded store, not through a server"
     )
+    config.addinivalue_line("markers", "server_only: the test is about the HTTP API itself")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -56,6 +57,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = ["postgresql"]
     elif metafunc.definition.get_closest_marker("embedded_only"):
         params = ["sqlite", "postgresql"]
+    elif metafunc.definition.get_closest_marker("server_only"):
+        params = ["server"]
     else:
         params = list(DATABASES)
     metafunc.parametrize("database", params, indirect=True, ids=params)

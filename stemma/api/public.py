@@ -202,25 +202,37 @@ class Runs:
     """A lazy, paginated sequence of runs of one project."""
 
     def __init__(
-        self, backend: Backend, entity: str, project: str, order: str, per_page: int
+        self,
+        backend: Backend,
+        entity: str,
+        project: str,
+        order: str,
+        per_page: int,
+        filters: Mapping[str, Any] | None = None,
     ) -> None:
         self._backend = backend
         self.entity = entity
         self.project = project
         self.order = order
         self.per_page = per_page
+        self.filters = dict(filters) if filters else None
         self._count: int | None = None
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = self._backend.count_runs(self.entity, self.project)
+            self._count = self._backend.count_runs(self.entity, self.project, self.filters)
         return self._count
 
     def __iter__(self) -> Iterator[ApiRun]:
         offset = 0
         while True:
             page = self._backend.list_runs(
-                self.entity, self.project, order=self.order, offset=offset, limit=self.per_page
+                self.entity,
+                self.project,
+                order=self.order,
+                offset=offset,
+                limit=self.per_page,
+                filters=self.filters,
             )
             for record in page:
                 yield ApiRun(self._backend, record)
@@ -236,7 +248,7 @@ class Runs:
         if index < 0:
             raise IndexError("run index out of range")
         page = self._backend.list_runs(
-            self.entity, self.project, order=self.order, offset=index, limit=1
+            self.entity, self.project, order=self.order, offset=index, limit=1, filters=self.filters
         )
         if not page:
             raise IndexError("run index out of range")
@@ -290,19 +302,25 @@ class Api:
         order: str = "-created_at",
         per_page: int = 50,
     ) -> Runs:
-        """The runs of ``entity/project`` (or ``project`` of the default entity)."""
+        """The runs of ``entity/project`` (or ``project`` of the default entity).
+
+        ``filters`` is a MongoDB-style document evaluated by the store, e.g.
+        ``{"state": "finished", "config.lr": {"$gte": 0.01}}`` (operators and semantics:
+        :mod:`stemma.wire.filters`); ``order`` is a run field or ``config.<key>`` /
+        ``summary_metrics.<key>``, prefixed ``-`` for descending.
+        """
         entity, project = self._split(path, 2)
         check_name(entity, "entity")
         check_name(project, "project")
+        if filters is not None and not isinstance(filters, Mapping):
+            raise UsageError(f"filters must be a dict, not {filters!r}"[:300])
         if filters:
-            raise UsageError(
-                "run filters are not supported by this version of Stemma yet; "
-                "iterate the runs and filter in Python",
-                filters=repr(filters)[:200],
-            )
+            from stemma.wire.filters import parse
+
+            parse(filters)  # a bad filter fails here, not at the first page
         if per_page <= 0:
             raise UsageError("per_page must be positive", per_page=per_page)
-        return Runs(self._backend, entity, project, order, per_page)
+        return Runs(self._backend, entity, project, order, per_page, filters)
 
     def run(self, path: str) -> ApiRun:
         """One run by ``entity/project/run_id`` (or ``project/run_id``)."""

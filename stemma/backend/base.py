@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,16 @@ class Backend(abc.ABC):
         order: str = "-created_at",
         offset: int = 0,
         limit: int | None = 50,
+        filters: Mapping[str, Any] | None = None,
     ) -> list[RunRecord]:
-        """A page of a project's runs."""
+        """A page of a project's runs (those matching ``filters``, a MongoDB-style
+        document: see :mod:`stemma.wire.filters`)."""
 
     @abc.abstractmethod
-    def count_runs(self, entity: str, project: str) -> int:
-        """How many runs the project has."""
+    def count_runs(
+        self, entity: str, project: str, filters: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many runs the project has (that match ``filters``)."""
 
     @abc.abstractmethod
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:

@@ -6,7 +6,7 @@ import getpass
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -106,16 +106,19 @@ class EmbeddedBackend(Backend):
         order: str = "-created_at",
         offset: int = 0,
         limit: int | None = 50,
+        filters: Mapping[str, Any] | None = None,
     ) -> list[RunRecord]:
         self._sweep()
         with read_tx(self.engine) as conn:
             return run_service.list_runs(
-                conn, entity, project, order=order, offset=offset, limit=limit
+                conn, entity, project, order=order, offset=offset, limit=limit, filters=filters
             )
 
-    def count_runs(self, entity: str, project: str) -> int:
+    def count_runs(
+        self, entity: str, project: str, filters: Mapping[str, Any] | None = None
+    ) -> int:
         with read_tx(self.engine) as conn:
-            return run_service.count_runs(conn, entity, project)
+            return run_service.count_runs(conn, entity, project, filters)
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:
         with read_tx(self.engine) as conn:

@@ -20,7 +20,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,31 @@ _CHUNK = 8 << 20
 
 class _Unavailable(Exception):
     """A response that means "no server right now" (502/503/504): retried."""
+
+
+def _filter_json(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise errors.UsageError(
+        f"a run filter value must be JSON (or a datetime): {value!r}"[:300],
+        value=repr(value)[:200],
+    )
+
+
+def _filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:
+    """The ``filters`` query parameter: the filter document as JSON."""
+    if not filters:
+        return {}
+    import json
+
+    try:
+        return {"filters": json.dumps(filters, default=_filter_json, allow_nan=False)}
+    except errors.UsageError:
+        raise
+    except ValueError as exc:  # NaN or infinity
+        raise errors.UsageError(
+            f"run filters must be JSON ({exc}): {filters!r}"[:300], filters=repr(filters)[:200]
+        ) from None
 
 
 def _path(*parts: str) -> str:
@@ -218,25 +243,33 @@ class HttpBackend(Backend):
         order: str = "-created_at",
         offset: int = 0,
         limit: int | None = 50,
+        filters: Mapping[str, Any] | None = None,
     ) -> list[RunRecord]:
         from stemma.wire.schemas import RunOut
 
         out: list[RunRecord] = []
         page = 1000 if limit is None else min(limit, 1000)
+        extra = _filter_params(filters)
         while True:
             body = self._json(
                 "GET",
                 f"/api/v1/projects/{_path(entity, project)}/runs",
-                params={"order": order, "offset": offset + len(out), "limit": page},
+                params={"order": order, "offset": offset + len(out), "limit": page, **extra},
             )
             batch = [RunOut.model_validate(r).to_record() for r in body["runs"]]
             out.extend(batch)
             if len(batch) < page or (limit is not None and len(out) >= limit):
                 return out if limit is None else out[:limit]
 
-    def count_runs(self, entity: str, project: str) -> int:
+    def count_runs(
+        self, entity: str, project: str, filters: Mapping[str, Any] | None = None
+    ) -> int:
         return int(
-            self._json("GET", f"/api/v1/projects/{_path(entity, project)}/runs/count")["count"]
+            self._json(
+                "GET",
+                f"/api/v1/projects/{_path(entity, project)}/runs/count",
+                params=_filter_params(filters),
+            )["count"]
         )
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:

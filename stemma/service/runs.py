@@ -10,6 +10,7 @@ ahead of what was applied is refused, so a gap can never be papered over.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
@@ -171,16 +172,32 @@ _ORDER_FIELDS = {
 }
 
 
-def _order_clause(order: str):
+def _order_clause(order: str, dialect: str = "sqlite"):
     desc = order.startswith("-")
     field = order.lstrip("+-")
     col = _ORDER_FIELDS.get(field)
     if col is None:
+        from stemma.service.filters import order_clause
+
+        json_order = None
+        if field.startswith(("config.", "summary_metrics.", "summary.")):
+            json_order = order_clause(field, desc, dialect)
+        if json_order is not None:
+            return json_order
         raise UsageError(
-            f"cannot order runs by {field!r}: use one of {', '.join(sorted(_ORDER_FIELDS))}",
+            f"cannot order runs by {field!r}: use one of {', '.join(sorted(_ORDER_FIELDS))}, "
+            "config.<key> or summary_metrics.<key>",
             order=order,
         )
     return [col.desc(), runs.c.id.desc()] if desc else [col.asc(), runs.c.id.asc()]
+
+
+def _filtered(q, conn: Connection, filters: Mapping[str, Any] | None):
+    if not filters:
+        return q
+    from stemma.service.filters import compile_filters
+
+    return q.where(compile_filters(filters, conn.dialect.name))
 
 
 def list_runs(
@@ -191,15 +208,19 @@ def list_runs(
     order: str = "-created_at",
     offset: int = 0,
     limit: int | None = 50,
+    filters: Mapping[str, Any] | None = None,
 ) -> list[RunRecord]:
     q = _run_query().where(and_(entities.c.name == entity, projects.c.name == project))
-    q = q.order_by(*_order_clause(order)).offset(offset)
+    q = _filtered(q, conn, filters)
+    q = q.order_by(*_order_clause(order, conn.dialect.name)).offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return [to_record(r) for r in conn.execute(q)]
 
 
-def count_runs(conn: Connection, entity: str, project: str) -> int:
+def count_runs(
+    conn: Connection, entity: str, project: str, filters: Mapping[str, Any] | None = None
+) -> int:
     q = (
         select(func.count())
         .select_from(
@@ -209,6 +230,7 @@ def count_runs(conn: Connection, entity: str, project: str) -> int:
         )
         .where(and_(entities.c.name == entity, projects.c.name == project))
     )
+    q = _filtered(q, conn, filters)
     return int(conn.execute(q).scalar_one())
 
 

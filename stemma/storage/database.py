@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +32,24 @@ def sqlite_url(directory: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(directory) / 'stemma.db'}"
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _sqlite_regexp(pattern: str | None, value: object) -> int | None:
+    """SQLite's ``value REGEXP pattern`` (run filters' ``$regex``): a Python ``re``
+    search; NULL for a NULL operand, false for a pattern that does not compile."""
+    if pattern is None or value is None:
+        return None
+    try:
+        return int(_compiled(pattern).search(str(value)) is not None)
+    except re.error:
+        return 0
+
+
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.create_function("regexp", 2, _sqlite_regexp, deterministic=True)
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself: pysqlite's implicit
     # transactions cannot express BEGIN IMMEDIATE.
     dbapi_conn.isolation_level = None

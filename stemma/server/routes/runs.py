@@ -163,6 +163,7 @@ def list_runs(
     order: str = "-created_at",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    filters: str | None = None,
 ) -> RunPage:
     records = store.list_runs(
         check_name(entity, "entity"),
@@ -170,15 +171,37 @@ def list_runs(
         order=order,
         offset=offset,
         limit=limit,
+        filters=_parse_filters(filters),
     )
     return RunPage(runs=[RunOut.from_record(r) for r in records])
 
 
 @router.get("/projects/{entity}/{project}/runs/count", response_model=CountOut)
-def count_runs(entity: str, project: str, store: Store, actor: Who) -> CountOut:
+def count_runs(
+    entity: str, project: str, store: Store, actor: Who, filters: str | None = None
+) -> CountOut:
     return CountOut(
-        count=store.count_runs(check_name(entity, "entity"), check_name(project, "project"))
+        count=store.count_runs(
+            check_name(entity, "entity"), check_name(project, "project"), _parse_filters(filters)
+        )
     )
+
+
+def _parse_filters(raw: str | None) -> dict[str, Any] | None:
+    """The ``filters`` query parameter: a JSON object (MongoDB-style run filter)."""
+    if raw is None or raw == "":
+        return None
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(
+            f"filters is not valid JSON ({exc}): {raw[:200]!r}", filters=raw[:200]
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"filters must be a JSON object: {raw[:200]!r}", filters=raw[:200])
+    return value
 
 
 @router.get("/projects", response_model=list[ProjectOut])
