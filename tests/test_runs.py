@@ -451,3 +451,24 @@ def test_nul_characters_are_refused_on_every_database(api: stemma.Api) -> None:
         stemma.init(project="p", notes="bad\x00")
     with pytest.raises(UsageError, match="at most 128"):
         stemma.init(project="p", job_type="j" * 129)
+
+
+def test_runs_to_pandas(api: stemma.Api) -> None:
+    for i, arch in enumerate(["mlp", "cnn", "mlp"]):
+        with stemma.init(
+            project="p",
+            name=f"r{i}",
+            group="g",
+            config={"lr": 0.1 * (i + 1), "opt": {"name": "adam"}, "arch": arch},
+        ) as run:
+            run.log({"val/loss": 1.0 / (i + 1)})
+    df = api.runs_df("p", order="+created_at")
+    assert list(df["name"]) == ["r0", "r1", "r2"]
+    assert list(df["config.arch"]) == ["mlp", "cnn", "mlp"]
+    assert list(df["config.opt.name"]) == ["adam"] * 3
+    assert df["summary.val/loss"].tolist() == [1.0, 0.5, 1.0 / 3]
+    assert list(df.columns[:3]) == ["id", "name", "state"]
+    only_mlp = api.runs("p", filters={"config.arch": "mlp"}).to_pandas()
+    assert sorted(only_mlp["name"]) == ["r0", "r2"]
+    empty = api.runs_df("p", filters={"state": "crashed"})
+    assert len(empty) == 0 and "name" in empty.columns

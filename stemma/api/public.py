@@ -257,6 +257,79 @@ class Runs:
     def __repr__(self) -> str:
         return f"<Runs {self.entity}/{self.project}>"
 
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per run: its fields, then ``config.<key>`` (nested keys dotted) and
+        ``summary.<key>`` columns. Fetched in pages of 1,000 runs."""
+        import pandas as pd
+
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._backend.list_runs(
+                self.entity,
+                self.project,
+                order=self.order,
+                offset=offset,
+                limit=1000,
+                filters=self.filters,
+            )
+            rows.extend(_run_row(r) for r in page)
+            if len(page) < 1000:
+                break
+            offset += len(page)
+        return pd.DataFrame(rows, columns=_columns(rows))
+
+
+_RUN_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "group",
+    "job_type",
+    "tags",
+    "user",
+    "created_at",
+    "finished_at",
+    "exit_code",
+)
+
+
+def _flatten(prefix: str, data: Mapping[str, Any], out: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            _flatten(f"{prefix}{key}.", value, out)
+        else:
+            out[f"{prefix}{key}"] = value
+
+
+def _run_row(r: RunRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": r.run_id,
+        "name": r.name,
+        "state": r.state,
+        "group": r.group,
+        "job_type": r.job_type,
+        "tags": list(r.tags),
+        "user": r.user,
+        "created_at": r.created_at,
+        "finished_at": r.finished_at,
+        "exit_code": r.exit_code,
+    }
+    _flatten("config.", r.config, row)
+    for key, value in r.summary.items():
+        row[f"summary.{key}"] = value
+    return row
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Run fields first, then config and summary columns, each sorted."""
+    seen: set[str] = set()
+    for row in rows:
+        seen.update(row)
+    config = sorted(c for c in seen if c.startswith("config."))
+    summary = sorted(c for c in seen if c.startswith("summary."))
+    return [*_RUN_FIELDS, *config, *summary]
+
 
 class Api:
     """Entry point of the read API: ``stemma.Api().runs("entity/project")``."""
@@ -321,6 +394,15 @@ class Api:
         if per_page <= 0:
             raise UsageError("per_page must be positive", per_page=per_page)
         return Runs(self._backend, entity, project, order, per_page, filters)
+
+    def runs_df(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "-created_at",
+    ) -> pd.DataFrame:
+        """``runs(path, filters, order).to_pandas()``: one row per run."""
+        return self.runs(path, filters=filters, order=order).to_pandas()
 
     def run(self, path: str) -> ApiRun:
         """One run by ``entity/project/run_id`` (or ``project/run_id``)."""
