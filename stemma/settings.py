@@ -38,6 +38,13 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_FINISH_TIMEOUT": "seconds finish() keeps trying an unreachable store before "
     "leaving the data in the spool for `stemma sync` (default 60)",
     "STEMMA_MAX_BODY_BYTES": "server: the largest request body accepted (default 64 MiB)",
+    "STEMMA_MAX_BLOB_BYTES": "server: the largest blob uploaded through it to a local store "
+    "(default 8 GiB)",
+    "STEMMA_MULTIPART_THRESHOLD": "server: S3 uploads above this many bytes go in parts "
+    "(default 256 MiB)",
+    "STEMMA_S3_ENDPOINT_URL": "an S3-compatible endpoint (MinIO, Ceph...); unset for AWS",
+    "STEMMA_S3_ADDRESSING_STYLE": "path | virtual | auto (default path with an endpoint)",
+    "STEMMA_S3_MAX_CONNECTIONS": "S3 connection pool size (default 32)",
     "STEMMA_HTTP_RETRY_SECONDS": "seconds an API call retries an unreachable server (default 300)",
 }
 
