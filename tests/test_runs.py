@@ -472,3 +472,30 @@ def test_runs_to_pandas(api: stemma.Api) -> None:
     assert sorted(only_mlp["name"]) == ["r0", "r2"]
     empty = api.runs_df("p", filters={"state": "crashed"})
     assert len(empty) == 0 and "name" in empty.columns
+
+
+def test_histories_of_many_runs(api: stemma.Api) -> None:
+    for i in range(3):
+        with stemma.init(project="p", name=f"r{i}") as run:
+            for step in range(100 * (i + 1)):
+                run.log({"loss": 1.0 / (step + 1), "acc": step / 300})
+    runs = api.runs("p", order="+created_at")
+    table = runs.histories(keys=["loss"])
+    assert list(table.columns) == ["run_id", "_step", "loss"]
+    assert len(table) == 100 + 200 + 300
+    ids = [r.id for r in runs]
+    assert table.groupby("run_id").size().to_dict() == {ids[0]: 100, ids[1]: 200, ids[2]: 300}
+    sampled = runs.histories(keys=["loss"], samples=20)
+    assert (sampled.groupby("run_id").size() <= 20).all()
+    assert sampled.groupby("run_id")["loss"].max().tolist() == [1.0, 1.0, 1.0]  # extremes kept
+    only = api.runs("p", filters={"name": "r1"}).histories(keys=["acc"])
+    assert set(only["run_id"]) == {ids[1]} and len(only) == 200
+    with pytest.raises(UsageError, match="format"):
+        runs.histories(format="csv")
+    from stemma.backend import get_backend
+    from stemma.settings import Settings
+
+    with pytest.raises(UsageError, match="at most 1000 runs"):
+        get_backend(Settings.from_env()).read_histories(
+            run.entity, "p", [f"r{i}" for i in range(1001)]
+        )

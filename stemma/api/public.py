@@ -257,6 +257,60 @@ class Runs:
     def __repr__(self) -> str:
         return f"<Runs {self.entity}/{self.project}>"
 
+    def histories(
+        self,
+        keys: list[str] | None = None,
+        samples: int | None = None,
+        format: str = "pandas",
+        stream: str = "default",
+    ) -> Any:
+        """History of every run here in one table (a ``run_id`` column first), fetched a
+        thousand runs per request; ``samples`` downsamples each key of each run."""
+        from stemma.api.frames import to_frame
+
+        if format not in ("pandas", "polars"):
+            raise UsageError(f"format must be 'pandas' or 'polars', got {format!r}")
+        import pandas as pd
+
+        frames = []
+        offset = 0
+        while True:
+            page = self._backend.list_runs(
+                self.entity,
+                self.project,
+                order=self.order,
+                offset=offset,
+                limit=1000,
+                filters=self.filters,
+            )
+            cols = self._backend.read_histories(
+                self.entity,
+                self.project,
+                [r.run_id for r in page],
+                keys,
+                stream=stream,
+                samples=samples,
+            )
+            for record in page:
+                frame = to_frame(cols.get(record.run_id, {}), keys)
+                frame.insert(0, "run_id", record.run_id)
+                frames.append(frame)
+            if len(page) < 1000:
+                break
+            offset += len(page)
+        table = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=["run_id", "_step", *(keys or [])])
+        )
+        if format == "polars":
+            try:
+                import polars as pl
+            except ImportError:
+                raise UsageError("format='polars' needs polars: pip install polars") from None
+            return pl.from_pandas(table)
+        return table
+
     def to_pandas(self) -> pd.DataFrame:
         """One row per run: its fields, then ``config.<key>`` (nested keys dotted) and
         ``summary.<key>`` columns. Fetched in pages of 1,000 runs."""

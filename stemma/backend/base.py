@@ -28,6 +28,22 @@ from stemma.wire.records import (
 )
 
 Progress = Callable[[int], None] | None
+MAX_HISTORY_RUNS = 1000  # runs per multi-run history read
+
+
+def check_history_request(run_ids: list[str], samples: int | None) -> None:
+    """The limits of a multi-run history read, checked the same by every transport."""
+    from stemma.errors import UsageError
+
+    if len(run_ids) > MAX_HISTORY_RUNS:
+        raise UsageError(
+            f"at most {MAX_HISTORY_RUNS} runs per history request, got {len(run_ids)}",
+            runs=len(run_ids),
+        )
+    if samples is not None and samples < 1:
+        raise UsageError("samples must be at least 1", samples=samples)
+
+
 StrPath = str | os.PathLike[str]
 
 
@@ -96,6 +112,20 @@ class Backend(abc.ABC):
         max_step: int | None = None,
     ) -> dict[str, Column]:
         """History columns of one run, optionally downsampled per key to ``samples``."""
+
+    @abc.abstractmethod
+    def read_histories(
+        self,
+        entity: str,
+        project: str,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        *,
+        stream: str = "default",
+        samples: int | None = None,
+    ) -> dict[str, dict[str, Column]]:
+        """The same keys of up to MAX_HISTORY_RUNS runs at once, each downsampled per key
+        to ``samples`` points when given: {run_id: {key: Column}} (unknown ids absent)."""
 
     @abc.abstractmethod
     def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:

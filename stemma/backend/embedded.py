@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from stemma.backend.base import Backend, Progress, StrPath
+from stemma.backend.base import Backend, Progress, StrPath, check_history_request
 from stemma.errors import Conflict, NotFound, StoreError
 from stemma.service import artifacts as artifact_service
 from stemma.service import blobs as blob_service
@@ -146,6 +146,28 @@ class EmbeddedBackend(Backend):
         if samples:
             cols = {k: history_service.downsample(c, samples) for k, c in cols.items()}
         return cols
+
+    def read_histories(
+        self,
+        entity: str,
+        project: str,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        *,
+        stream: str = "default",
+        samples: int | None = None,
+    ) -> dict[str, dict[str, Column]]:
+        check_history_request(run_ids, samples)
+        with read_tx(self.engine) as conn:
+            pks = run_service.run_pks(conn, entity, project, list(dict.fromkeys(run_ids)))
+            by_pk = history_service.read_columns_many(conn, list(pks.values()), keys, stream=stream)
+        out: dict[str, dict[str, Column]] = {}
+        for run_id, pk in pks.items():
+            cols = by_pk.get(pk, {})
+            if samples:
+                cols = {k: history_service.downsample(c, samples) for k, c in cols.items()}
+            out[run_id] = cols
+        return out
 
     def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:
         with write_tx(self.engine) as conn:

@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 
 from stemma import errors
-from stemma.backend.base import Backend, Progress, StrPath
+from stemma.backend.base import Backend, Progress, StrPath, check_history_request
 from stemma.errors import InvalidValueError, StoreError
 from stemma.hashing import hash_path
 from stemma.settings import Settings
@@ -303,11 +303,26 @@ class HttpBackend(Backend):
                 params[name] = value
         path = _path(ref.entity, ref.project, ref.run_id)
         resp = self._request("GET", f"/api/v1/runs/{path}/history", params=params)
+        return _decode_columns(msgpack.unpackb(resp.content, raw=False))
+
+    def read_histories(
+        self,
+        entity: str,
+        project: str,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        *,
+        stream: str = "default",
+        samples: int | None = None,
+    ) -> dict[str, dict[str, Column]]:
+        check_history_request(run_ids, samples)
+        resp = self._request(
+            "POST",
+            f"/api/v1/projects/{_path(entity, project)}/histories",
+            json={"run_ids": run_ids, "keys": keys, "stream": stream, "samples": samples},
+        )
         body = msgpack.unpackb(resp.content, raw=False)
-        return {
-            key: Column(kind, chunks.decode_steps(steps), chunks.decode_values(kind, vals))
-            for key, (kind, steps, vals) in body.items()
-        }
+        return {run_id: _decode_columns(per_key) for run_id, per_key in body.items()}
 
     def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:
         from stemma.wire.values import to_storable
@@ -675,3 +690,10 @@ class HttpBackend(Backend):
 def _file_chunks(fh: Any) -> Any:
     while chunk := fh.read(_CHUNK):
         yield chunk
+
+
+def _decode_columns(body: dict[str, Any]) -> dict[str, Column]:
+    return {
+        key: Column(kind, chunks.decode_steps(steps), chunks.decode_values(kind, vals))
+        for key, (kind, steps, vals) in body.items()
+    }

@@ -128,6 +128,58 @@ def list_keys(conn: Connection, run_pk: int) -> list[str]:
     return sorted(conn.execute(q).scalars())
 
 
+def _chunk_query(
+    keys: list[str] | None, stream: str, min_step: int | None, max_step: int | None
+) -> Any:
+    c = history_chunks.c
+    q = select(c.run_pk, c.key, c.kind, c.steps, c.vals)
+    if keys is not None:
+        q = q.where(c.key.in_(keys))
+    elif stream == "system":
+        q = q.where(c.key.startswith(SYSTEM_PREFIX))
+    else:
+        q = q.where(~c.key.startswith(SYSTEM_PREFIX))
+    if min_step is not None:
+        q = q.where(c.last_step >= min_step)
+    if max_step is not None:
+        q = q.where(c.first_step <= max_step)
+    return q
+
+
+def _assemble(
+    rows: Any, min_step: int | None, max_step: int | None
+) -> dict[int, dict[str, Column]]:
+    """Chunk rows (ordered by run, key, first step) -> {run_pk: {key: Column}}."""
+    import numpy as np
+
+    parts: dict[int, dict[str, list[tuple[str, Any, Any]]]] = {}
+    for run_pk, key, kind, steps_blob, vals_blob in rows:
+        parts.setdefault(run_pk, {}).setdefault(key, []).append(
+            (kind, chunks.decode_steps(steps_blob), chunks.decode_values(kind, vals_blob))
+        )
+    out: dict[int, dict[str, Column]] = {}
+    for run_pk, per_key in parts.items():
+        cols: dict[str, Column] = {}
+        for key, pieces in per_key.items():
+            kind, steps, values = pieces[0]
+            if len(pieces) > 1:
+                steps = np.concatenate([p[1] for p in pieces])
+                for k2, _s, v2 in pieces[1:]:
+                    kind, values = chunks.concat_values(kind, values, k2, v2)
+            col = Column(kind, steps, values)
+            if min_step is not None or max_step is not None:
+                lo = 0 if min_step is None else int(np.searchsorted(steps, min_step, "left"))
+                hi = (
+                    len(steps)
+                    if max_step is None
+                    else int(np.searchsorted(steps, max_step, "right"))
+                )
+                col = col.slice(lo, hi)
+            cols[key] = col
+        out[run_pk] = cols
+    return out
+
+
 def read_columns(
     conn: Connection,
     run_pk: int,
@@ -142,38 +194,24 @@ def read_columns(
     Without ``keys``: every key of the stream (``default`` excludes ``system/*``).
     """
     c = history_chunks.c
-    q = select(c.key, c.kind, c.steps, c.vals).where(c.run_pk == run_pk)
-    if keys is not None:
-        q = q.where(c.key.in_(keys))
-    elif stream == "system":
-        q = q.where(c.key.startswith(SYSTEM_PREFIX))
-    else:
-        q = q.where(~c.key.startswith(SYSTEM_PREFIX))
-    if min_step is not None:
-        q = q.where(c.last_step >= min_step)
-    if max_step is not None:
-        q = q.where(c.first_step <= max_step)
-    q = q.order_by(c.key, c.first_step)
-    import numpy as np
+    q = _chunk_query(keys, stream, min_step, max_step).where(c.run_pk == run_pk)
+    rows = conn.execute(q.order_by(c.key, c.first_step))
+    return _assemble(rows, min_step, max_step).get(run_pk, {})
 
-    parts: dict[str, list[tuple[str, np.ndarray, Any]]] = {}
-    for key, kind, steps_blob, vals_blob in conn.execute(q):
-        parts.setdefault(key, []).append(
-            (kind, chunks.decode_steps(steps_blob), chunks.decode_values(kind, vals_blob))
-        )
-    out: dict[str, Column] = {}
-    for key, pieces in parts.items():
-        kind, steps, values = pieces[0]
-        if len(pieces) > 1:
-            steps = np.concatenate([p[1] for p in pieces])
-            for k2, _s, v2 in pieces[1:]:
-                kind, values = chunks.concat_values(kind, values, k2, v2)
-        col = Column(kind, steps, values)
-        if min_step is not None or max_step is not None:
-            lo = 0 if min_step is None else int(np.searchsorted(steps, min_step, "left"))
-            hi = len(steps) if max_step is None else int(np.searchsorted(steps, max_step, "right"))
-            col = col.slice(lo, hi)
-        out[key] = col
+
+def read_columns_many(
+    conn: Connection,
+    run_pks: list[int],
+    keys: list[str] | None = None,
+    *,
+    stream: str = "default",
+) -> dict[int, dict[str, Column]]:
+    """The same keys of many runs in one query per 500 runs (charts, reports, exports)."""
+    c = history_chunks.c
+    out: dict[int, dict[str, Column]] = {}
+    for i in range(0, len(run_pks), 500):
+        q = _chunk_query(keys, stream, None, None).where(c.run_pk.in_(run_pks[i : i + 500]))
+        out.update(_assemble(conn.execute(q.order_by(c.run_pk, c.key, c.first_step)), None, None))
     return out
 
 

@@ -153,6 +153,29 @@ def get_run(conn: Connection, ref: RunRef) -> RunRecord | None:
     return None if row is None else to_record(row)
 
 
+def run_pks(conn: Connection, entity: str, project: str, run_ids: list[str]) -> dict[str, int]:
+    """{run_id: primary key} for those run ids of ``entity/project`` that exist."""
+    out: dict[str, int] = {}
+    for i in range(0, len(run_ids), 500):
+        q = (
+            select(runs.c.run_id, runs.c.id)
+            .select_from(
+                runs.join(projects, runs.c.project_id == projects.c.id).join(
+                    entities, projects.c.entity_id == entities.c.id
+                )
+            )
+            .where(
+                and_(
+                    entities.c.name == entity,
+                    projects.c.name == project,
+                    runs.c.run_id.in_(run_ids[i : i + 500]),
+                )
+            )
+        )
+        out.update({row.run_id: row.id for row in conn.execute(q)})
+    return out
+
+
 def require_run_pk(conn: Connection, ref: RunRef) -> int:
     pk = find_run_pk(conn, ref)
     if pk is None:

@@ -154,6 +154,13 @@ class RunUpdateIn(_Model):
         return out
 
 
+class HistoriesIn(_Model):
+    run_ids: list[str] = Field(max_length=1000)
+    keys: list[str] | None = Field(default=None, max_length=1000)
+    samples: int | None = Field(default=None, ge=1, le=1_000_000)
+    stream: str = Field(default="default", pattern="^(default|system)$")
+
+
 class KeysOut(_Model):
     keys: list[str]
 

@@ -18,6 +18,7 @@ from stemma.wire.schemas import (
     MSGPACK,
     ApplyOut,
     CountOut,
+    HistoriesIn,
     KeysOut,
     OffsetOut,
     ProjectOut,
@@ -246,7 +247,12 @@ def read_history(
         min_step=min_step,
         max_step=max_step,
     )
-    body = {
+    return Response(msgpack.packb(_encode_columns(cols), use_bin_type=True), media_type=MSGPACK)
+
+
+def _encode_columns(cols: dict[str, Any]) -> dict[str, list[Any]]:
+    """Columns as chunk blobs (see stemma.wire.chunks), which the client decodes."""
+    return {
         key: [
             col.kind,
             chunks.encode_steps_any(col.steps),
@@ -254,4 +260,28 @@ def read_history(
         ]
         for key, col in cols.items()
     }
-    return Response(msgpack.packb(body, use_bin_type=True), media_type=MSGPACK)
+
+
+@router.post(
+    "/projects/{entity}/{project}/histories",
+    responses={
+        200: {
+            "content": {MSGPACK: {}},
+            "description": "msgpack map {run_id: {key: [kind, steps, values]}}",
+        }
+    },
+    summary="The same keys of up to 1,000 runs, downsampled per key when samples is given",
+)
+def read_histories(
+    entity: str, project: str, body: HistoriesIn, store: Store, actor: Who
+) -> Response:
+    cols = store.read_histories(
+        check_name(entity, "entity"),
+        check_name(project, "project"),
+        body.run_ids,
+        body.keys,
+        stream=body.stream,
+        samples=body.samples,
+    )
+    out = {run_id: _encode_columns(per_key) for run_id, per_key in cols.items()}
+    return Response(msgpack.packb(out, use_bin_type=True), media_type=MSGPACK)
