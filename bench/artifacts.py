@@ -45,6 +45,7 @@ from benchutil import (
     fmt_s,
     markdown_table,
     print_table,
+    run_json_worker,
     save_results,
     wandb_settings,
 )
@@ -453,7 +454,6 @@ def store_paths(tool: str, work: Path) -> list[Path]:
 
 def spawn_python(tool: str, case: str, src: Path, work: Path, timeout: float) -> dict[str, Any]:
     """One worker in a fresh interpreter; returns its JSON result."""
-    import json
 
     python = PEERS_PYTHON if tool in PEER_TOOLS else STEMMA_PYTHON
     cmd = [str(python), str(Path(__file__).resolve()), "--worker", tool, "--case", case]
@@ -461,29 +461,9 @@ def spawn_python(tool: str, case: str, src: Path, work: Path, timeout: float) ->
     if tool.startswith("wandb"):
         for k in WANDB_DIRS:
             (work / f"wandb-{k.lower()}").mkdir(exist_ok=True)
-    proc = subprocess.run(
-        cmd,
-        cwd=work,
-        env=tool_env(tool, work),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return run_json_worker(
+        cmd, work, tool_env(tool, work), timeout, f"{tool} worker, case ({case})"
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
-        raise RuntimeError(f"{tool} worker, case ({case}), exited {proc.returncode}:\n{tail}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not benign(ln)]
-    if noise:
-        result["stderr"] = "\n".join(noise)[-2000:]
-    return result
-
-
-def benign(line: str) -> bool:
-    """MLflow announces creating its database schema on stderr; that is not a problem."""
-    return "INFO mlflow.store.db.utils" in line or line.startswith("INFO  [alembic")
 
 
 def timed_cli(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> float:

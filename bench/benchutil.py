@@ -8,8 +8,10 @@ own tool's imports inside its timed region, not for ours.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,30 @@ def save_results(name: str, payload: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def benign(line: str) -> bool:
+    """MLflow announces creating its database schema on stderr; that is not a problem."""
+    return "INFO mlflow.store.db.utils" in line or line.startswith("INFO  [alembic")
+
+
+def run_json_worker(
+    cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float, label: str
+) -> dict[str, Any]:
+    """Run one worker process and return the last JSON line it printed.
+
+    A failure raises with the tail of the worker's own output; unexpected stderr lines
+    are kept under ``"stderr"`` so the tables can flag them.
+    """
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
+        raise RuntimeError(f"{label} exited with {proc.returncode}:\n{tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not benign(ln)]
+    if noise:
+        result["stderr"] = "\n".join(noise)[-2000:]
+    return result

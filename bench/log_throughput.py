@@ -42,6 +42,7 @@ from benchutil import (
     fmt_us,
     markdown_table,
     print_table,
+    run_json_worker,
     save_results,
     wandb_settings,
 )
@@ -390,7 +391,6 @@ def prepare(tool: str, env: dict[str, str]) -> None:
 
 def spawn(tool: str, n: int, timeout: float) -> dict[str, Any]:
     """Run one worker in a fresh process and a fresh directory; returns its JSON result."""
-    import json
 
     work = Path(tempfile.mkdtemp(prefix=f"stemma-bench-{tool}-"))
     try:
@@ -406,31 +406,9 @@ def spawn(tool: str, n: int, timeout: float) -> dict[str, Any]:
         ]
         env = clean_env(tool, work)
         prepare(tool, env)
-        proc = subprocess.run(
-            cmd,
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
-            raise RuntimeError(f"{tool} worker (N={n}) exited with {proc.returncode}:\n{tail}")
-        result: dict[str, Any] = json.loads(lines[-1])
-        noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not benign(ln)]
-        if noise:
-            result["stderr"] = "\n".join(noise)[-2000:]
-        return result
+        return run_json_worker(cmd, work, env, timeout, f"{tool} worker (N={n})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def benign(line: str) -> bool:
-    """MLflow announces creating its database schema on stderr; that is not a problem."""
-    return "INFO mlflow.store.db.utils" in line or line.startswith("INFO  [alembic")
 
 
 def aggregate(tool: str, n_target: int, results: list[dict[str, Any]]) -> Measurement:
