@@ -561,14 +561,21 @@ class Artifact:
             # any later edit moves the mtime, so the next download or verify re-hashes.
             stamp = (self.created_at or dt.datetime.now(dt.UTC)).timestamp()
 
+            cache_holder: list[Any] = []  # the download cache, opened once if needed
+
+            def download_cache() -> Any:
+                if not cache_holder:
+                    cache_holder.append(self._cache())
+                return cache_holder[0]
+
             def fetch(item: tuple[Entry, Path]) -> tuple[str, os.stat_result, str] | None:
                 entry, target = item
                 if entry.ref is not None:
-                    fetch_reference(entry, target, self._cache())
+                    fetch_reference(entry, target, download_cache())
                 elif self._backend is not None:
                     self._backend.fetch_blob(entry.digest or "", target)
                 else:  # offline: what the download cache holds (or a local store's bytes)
-                    cache = self._cache()
+                    cache = download_cache()
                     if not cache.has(entry.digest or "") and not settings.base_url:
                         from stemma.backend import get_backend
 

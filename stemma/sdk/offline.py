@@ -34,20 +34,24 @@ class RecordIndex:
         return self.root / entity / project / name
 
     def save(self, record: ArtifactRecord) -> None:
+        """Keep a record for offline use. A version's files never change, so its file is
+        written once; only the alias map is rewritten, and only when it changes."""
         if record.manifest is None:
             return
-        from stemma.wire.schemas import ArtifactOut
-
         d = self._dir(record.entity, record.project, record.name)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"v{record.version}.json").write_text(
-            ArtifactOut.from_record(record).model_dump_json()
-        )
+        version_path = d / f"v{record.version}.json"
+        if not version_path.exists():
+            from stemma.wire.schemas import ArtifactOut
+
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = version_path.with_suffix(".tmp")
+            tmp.write_text(ArtifactOut.from_record(record).model_dump_json())
+            tmp.replace(version_path)
         aliases_path = d / "aliases.json"
         aliases = json.loads(aliases_path.read_text()) if aliases_path.exists() else {}
-        for alias in record.aliases:
-            aliases[alias] = record.version
-        aliases_path.write_text(json.dumps(aliases))
+        updated = {**aliases, **dict.fromkeys(record.aliases, record.version)}
+        if updated != aliases:
+            aliases_path.write_text(json.dumps(updated))
 
     def load(self, entity: str, project: str, name: str, selector: str) -> ArtifactRecord:
         from stemma.wire.schemas import ArtifactOut
