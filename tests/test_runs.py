@@ -475,6 +475,9 @@ def test_runs_to_pandas(api: stemma.Api) -> None:
 
 
 def test_histories_of_many_runs(api: stemma.Api) -> None:
+    from stemma.backend import get_backend
+    from stemma.settings import Settings
+
     for i in range(3):
         with stemma.init(project="p", name=f"r{i}") as run:
             for step in range(100 * (i + 1)):
@@ -492,9 +495,9 @@ def test_histories_of_many_runs(api: stemma.Api) -> None:
     assert set(only["run_id"]) == {ids[1]} and len(only) == 200
     with pytest.raises(UsageError, match="format"):
         runs.histories(format="csv")
-    from stemma.backend import get_backend
-    from stemma.settings import Settings
-
+    assert len(runs.histories(keys="loss")) == 600  # one key as a plain string
+    with pytest.raises(UsageError, match="list of strings"):
+        get_backend(Settings.from_env()).read_histories(run.entity, "p", ids, keys=[1])
     with pytest.raises(UsageError, match="at most 1000 runs"):
         get_backend(Settings.from_env()).read_histories(
             run.entity, "p", [f"r{i}" for i in range(1001)]

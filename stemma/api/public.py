@@ -270,6 +270,8 @@ class Runs:
 
         if format not in ("pandas", "polars"):
             raise UsageError(f"format must be 'pandas' or 'polars', got {format!r}")
+        if isinstance(keys, str):  # one key, as run.history() accepts
+            keys = [keys]
         import pandas as pd
 
         frames = []

@@ -31,10 +31,16 @@ Progress = Callable[[int], None] | None
 MAX_HISTORY_RUNS = 1000  # runs per multi-run history read
 
 
-def check_history_request(run_ids: list[str], samples: int | None) -> None:
+def check_history_request(
+    run_ids: list[str], samples: int | None, keys: list[str] | None = None
+) -> None:
     """The limits of a multi-run history read, checked the same by every transport."""
     from stemma.errors import UsageError
 
+    if keys is not None and (
+        not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys)
+    ):
+        raise UsageError(f"keys must be a list of strings, got {keys!r}"[:300])
     if len(run_ids) > MAX_HISTORY_RUNS:
         raise UsageError(
             f"at most {MAX_HISTORY_RUNS} runs per history request, got {len(run_ids)}",

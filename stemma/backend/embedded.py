@@ -157,7 +157,7 @@ class EmbeddedBackend(Backend):
         stream: str = "default",
         samples: int | None = None,
     ) -> dict[str, dict[str, Column]]:
-        check_history_request(run_ids, samples)
+        check_history_request(run_ids, samples, keys)
         with read_tx(self.engine) as conn:
             pks = run_service.run_pks(conn, entity, project, list(dict.fromkeys(run_ids)))
             by_pk = history_service.read_columns_many(conn, list(pks.values()), keys, stream=stream)

@@ -315,7 +315,7 @@ class HttpBackend(Backend):
         stream: str = "default",
         samples: int | None = None,
     ) -> dict[str, dict[str, Column]]:
-        check_history_request(run_ids, samples)
+        check_history_request(run_ids, samples, keys)
         resp = self._request(
             "POST",
             f"/api/v1/projects/{_path(entity, project)}/histories",
