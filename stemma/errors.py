@@ -76,6 +76,24 @@ class Conflict(StemmaError):
     code = "conflict"
 
 
+class Unauthenticated(StemmaError):
+    """No credentials, or credentials that are not valid (which part is never said)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(StemmaError):
+    """The caller may see the object but not do this to it (a viewer writing...)."""
+
+    code = "forbidden"
+
+
+class RateLimited(StemmaError):
+    """Too many attempts (sign-ins); try again later."""
+
+    code = "rate_limited"
+
+
 class StoreError(StemmaError):
     """The store cannot be opened, migrated or written."""
 
@@ -98,6 +116,9 @@ ERRORS_BY_CODE: dict[str, type[StemmaError]] = {
         NotFound,
         AlreadyExists,
         Conflict,
+        Unauthenticated,
+        PermissionDenied,
+        RateLimited,
         StoreError,
         SpoolError,
     )

@@ -69,21 +69,28 @@ def test_login_stores_the_server_with_private_permissions(
 
     from stemma.backend import reset_backends
     from stemma.settings import config_path
+    from tests.fixtures.accounts import make_user, open_store
     from tests.fixtures.server import ServerProcess
 
-    with ServerProcess(tmp_path / "srv", database_url=os.environ.get("STEMMA_DATABASE_URL")) as srv:
-        out = CliRunner().invoke(cli, ["login", "--host", srv.url, "secret-key"])
+    db = os.environ.get("STEMMA_DATABASE_URL")
+    store = open_store(tmp_path / "srv", db)
+    key = make_user(store, "ada@example.com")["key"]
+    store.close()
+    with ServerProcess(tmp_path / "srv", database_url=db) as srv:
+        wrong = CliRunner().invoke(cli, ["login", "--host", srv.url, key[:-1] + "x"])
+        assert wrong.exit_code == 1 and "invalid, revoked or expired API key" in wrong.output
+        out = CliRunner().invoke(cli, ["login", "--host", srv.url, key])
         assert out.exit_code == 0, out.output
-        assert f"logged in to {srv.url}" in out.output
+        assert f"logged in to {srv.url} as ada" in out.output
         path = config_path()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert "secret-key" in path.read_text()
+        assert key in path.read_text()
         monkeypatch.delenv("STEMMA_DATABASE_URL", raising=False)
         reset_backends()
         from stemma.settings import Settings
 
         settings = Settings.from_env()
-        assert (settings.base_url, settings.api_key) == (srv.url, "secret-key")
+        assert (settings.base_url, settings.api_key) == (srv.url, key)
         run = stemma.init(project="via-login")  # the SDK now talks to the server
         run.log({"x": 1})
         run.finish()

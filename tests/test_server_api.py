@@ -21,7 +21,7 @@ from stemma.wire.history import encode_rows
 
 @pytest.fixture
 def client(store_dir: Path) -> TestClient:
-    settings = ServerSettings.from_env(max_body_bytes=256 * 1024)
+    settings = ServerSettings.from_env(max_body_bytes=256 * 1024, bind_host="127.0.0.1")
     settings.max_blob_bytes = 1 << 20
     return TestClient(create_app(settings), raise_server_exceptions=False)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import getpass
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from stemma.backend.base import Backend, Progress, StrPath, check_history_request
 from stemma.errors import Conflict, NotFound, StoreError
 from stemma.service import artifacts as artifact_service
+from stemma.service import audit as audit_service
 from stemma.service import blobs as blob_service
 from stemma.service import diff as diff_service
 from stemma.service import history as history_service
+from stemma.service import identity as identity_service
 from stemma.service import lineage as lineage_service
+from stemma.service import promotions as promotion_service
 from stemma.service import retention as retention_service
 from stemma.service import runs as run_service
+from stemma.service.access import Gate, Level, Principal
 from stemma.settings import Settings
 from stemma.storage.blobs import LocalBlobStore
 from stemma.storage.database import (
@@ -46,7 +52,12 @@ _SWEEP_EVERY = 2.0
 
 
 class EmbeddedBackend(Backend):
-    """SQLite under ``STEMMA_DIR`` (or ``STEMMA_DATABASE_URL``), migrated on open."""
+    """SQLite under ``STEMMA_DIR`` (or ``STEMMA_DATABASE_URL``), migrated on open.
+
+    Every method acts as one principal: the local user (every right) unless the
+    instance came from :meth:`as_principal`, which the server does for each request.
+    Access checks happen here and in the service functions, never in the routes.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,25 +72,49 @@ class EmbeddedBackend(Backend):
             raise StoreError(f"cannot open the store at {self.url}: {exc}", url=self.url) from exc
         self._last_sweep = 0.0
         self._sweep_lock = threading.Lock()
+        self.who = Principal.local(_os_user())
+        self.gate = Gate(self.who)
+        self.home: str | None = None  # a service account's team: where its runs go
+
+    def as_principal(self, who: Principal, home: str | None = None) -> EmbeddedBackend:
+        """This store, acting as ``who`` (shares the engine and blob store)."""
+        view = copy.copy(self)
+        view.who = who
+        view.gate = Gate(who)
+        view.home = home
+        return view
 
     def default_entity(self) -> str:
-        try:
-            return getpass.getuser()
-        except Exception:  # no passwd entry (some containers)
-            return "local"
+        return self.home or self.who.name
+
+    @contextlib.contextmanager
+    def _audited_tx(self) -> Iterator[Any]:
+        """A write transaction holding the audit chain's lock from its start (see
+        :func:`stemma.service.audit.lock` for why first)."""
+        with write_tx(self.engine) as conn:
+            audit_service.lock(conn)
+            yield conn
+
+    def _require(self, conn: Any, entity: str, project: str | None, level: Level) -> None:
+        self.gate.require(conn, entity, project, level)
 
     def apply(
         self, ref: RunRef, spool_id: str, start: int, end: int, events: list[dict[str, Any]]
     ) -> ApplyResult:
         with write_tx(self.engine) as conn:
-            return run_service.apply_frame(conn, ref, spool_id, start, end, events)
+            if any(ev.get("t") in ("run", "finish") for ev in events):
+                audit_service.lock(conn)  # this frame creates, resumes or finishes the run
+            self._require(conn, ref.entity, ref.project, Level.WRITE)
+            return run_service.apply_frame(conn, ref, spool_id, start, end, events, self.who)
 
     def committed_offset(self, ref: RunRef, spool_id: str) -> int:
         with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.WRITE)
             return run_service.committed_offset(conn, ref, spool_id)
 
     def heartbeat(self, ref: RunRef) -> None:
         with write_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.WRITE)
             run_service.heartbeat(conn, ref)
 
     def _sweep(self) -> None:
@@ -96,6 +131,8 @@ class EmbeddedBackend(Backend):
     def get_run(self, ref: RunRef) -> RunRecord | None:
         self._sweep()
         with read_tx(self.engine) as conn:
+            if not self.gate.can(conn, ref.entity, ref.project, Level.READ):
+                return None
             return run_service.get_run(conn, ref)
 
     def list_runs(
@@ -110,6 +147,8 @@ class EmbeddedBackend(Backend):
     ) -> list[RunRecord]:
         self._sweep()
         with read_tx(self.engine) as conn:
+            if not self.gate.can(conn, entity, project, Level.READ):
+                return []
             return run_service.list_runs(
                 conn, entity, project, order=order, offset=offset, limit=limit, filters=filters
             )
@@ -118,14 +157,21 @@ class EmbeddedBackend(Backend):
         self, entity: str, project: str, filters: Mapping[str, Any] | None = None
     ) -> int:
         with read_tx(self.engine) as conn:
+            if not self.gate.can(conn, entity, project, Level.READ):
+                from stemma.service.filters import compile_filters
+
+                compile_filters(filters, conn.dialect.name)  # a bad filter is still an error
+                return 0
             return run_service.count_runs(conn, entity, project, filters)
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:
         with read_tx(self.engine) as conn:
-            return run_service.list_projects(conn, entity)
+            found = run_service.list_projects(conn, entity)
+            return [p for p in found if self.gate.can(conn, p[0], p[1], Level.READ)]
 
     def history_keys(self, ref: RunRef) -> list[str]:
         with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.READ)
             return history_service.list_keys(conn, run_service.require_run_pk(conn, ref))
 
     def read_history(
@@ -139,6 +185,7 @@ class EmbeddedBackend(Backend):
         max_step: int | None = None,
     ) -> dict[str, Column]:
         with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.READ)
             pk = run_service.require_run_pk(conn, ref)
             cols = history_service.read_columns(
                 conn, pk, keys, stream=stream, min_step=min_step, max_step=max_step
@@ -159,6 +206,8 @@ class EmbeddedBackend(Backend):
     ) -> dict[str, dict[str, Column]]:
         check_history_request(run_ids, samples, keys)
         with read_tx(self.engine) as conn:
+            if not self.gate.can(conn, entity, project, Level.READ):
+                return {}
             pks = run_service.run_pks(conn, entity, project, list(dict.fromkeys(run_ids)))
             by_pk = history_service.read_columns_many(conn, list(pks.values()), keys, stream=stream)
         out: dict[str, dict[str, Column]] = {}
@@ -170,16 +219,24 @@ class EmbeddedBackend(Backend):
         return out
 
     def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:
-        with write_tx(self.engine) as conn:
-            run_service.update_run(conn, ref, changes)
+        with self._audited_tx() as conn:
+            self._require(conn, ref.entity, ref.project, Level.WRITE)
+            run_service.update_run(conn, ref, changes, self.who)
 
     def delete_run(self, ref: RunRef) -> None:
-        with write_tx(self.engine) as conn:
-            run_service.delete_run(conn, ref)
+        """Members delete their own runs; team admins anyone's."""
+        with self._audited_tx() as conn:
+            level = self.gate.require(conn, ref.entity, ref.project, Level.WRITE)
+            if level < Level.ADMIN and run_service.run_owner(conn, ref) != self.who.name:
+                from stemma.errors import PermissionDenied
+
+                raise PermissionDenied(
+                    f"{ref.path} belongs to {run_service.run_owner(conn, ref)}: only they or "
+                    "a team admin may delete it"
+                )
+            run_service.delete_run(conn, ref, self.who)
 
     # ------------------------------------------------------------ artifacts
-    def _actor(self) -> str:
-        return self.default_entity()
 
     def store_files(
         self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
@@ -260,7 +317,7 @@ class EmbeddedBackend(Backend):
         self.register_blobs(items)
 
     def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
-        with write_tx(self.engine) as conn:
+        with self._audited_tx() as conn:
             return artifact_service.commit_version(
                 conn,
                 self.blobs,
@@ -275,7 +332,7 @@ class EmbeddedBackend(Backend):
                 ttl_seconds=commit.ttl_seconds,
                 run_ref=commit.run,
                 creator=commit.creator,
-                actor=self._actor(),
+                gate=self.gate,
             )
 
     def get_artifact(
@@ -288,6 +345,7 @@ class EmbeddedBackend(Backend):
         with_manifest: bool = True,
     ) -> ArtifactRecord:
         with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
             return artifact_service.get_artifact(
                 conn, entity, project, name, selector, at, with_manifest
             )
@@ -296,50 +354,74 @@ class EmbeddedBackend(Backend):
         self, entity: str, project: str, name: str, include_deleted: bool = False
     ) -> list[ArtifactRecord]:
         with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
             return artifact_service.list_versions(conn, entity, project, name, include_deleted)
 
     def list_artifact_collections(
         self, entity: str, project: str, type_: str | None = None
     ) -> list[dict[str, Any]]:
         with read_tx(self.engine) as conn:
+            if not self.gate.can(conn, entity, project, Level.READ):
+                return []
             return artifact_service.list_collections(conn, entity, project, type_)
 
     def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
-        with write_tx(self.engine) as conn:
-            return artifact_service.update_version(conn, ref, changes, self._actor())
+        with self._audited_tx() as conn:
+            return artifact_service.update_version(conn, self.gate, ref, changes)
 
     def delete_artifact(self, ref: ArtifactRef, delete_aliases: bool = False) -> None:
-        with write_tx(self.engine) as conn:
-            artifact_service.delete_version(conn, ref, self._actor(), delete_aliases)
+        with self._audited_tx() as conn:
+            artifact_service.delete_version(conn, self.gate, ref, delete_aliases)
 
     def use_artifact(self, run: RunRef, ref: ArtifactRef) -> None:
-        with write_tx(self.engine) as conn:
-            artifact_service.use_version(conn, run, ref)
+        with self._audited_tx() as conn:
+            artifact_service.use_version(conn, self.gate, run, ref)
+
+    def _readable(self, conn: Any, path: str) -> bool:
+        entity, project = path.split("/", 2)[:2]
+        return self.gate.can(conn, entity, project, Level.READ)
 
     def artifact_runs(self, ref: ArtifactRef) -> tuple[RunRecord | None, list[RunRecord]]:
         with read_tx(self.engine) as conn:
-            return lineage_service.version_runs(conn, ref)
+            self._require(conn, ref.entity, ref.project, Level.READ)
+            logged, used = lineage_service.version_runs(conn, ref)
+            if logged is not None and not self._readable(conn, logged.ref.path):
+                logged = None
+            return logged, [r for r in used if self._readable(conn, r.ref.path)]
 
     def run_artifacts(self, run: RunRef, direction: str) -> list[ArtifactRecord]:
         with read_tx(self.engine) as conn:
-            return lineage_service.run_artifacts(conn, run, direction)
+            self._require(conn, run.entity, run.project, Level.READ)
+            found = lineage_service.run_artifacts(conn, run, direction)
+            return [a for a in found if self._readable(conn, a.ref.path)]
 
     def artifact_lineage(
         self, ref: ArtifactRef, depth: int = 2, direction: str = "both"
     ) -> dict[str, Any]:
+        """The graph, without the nodes (and their edges) the caller may not read."""
         with read_tx(self.engine) as conn:
-            return lineage_service.lineage(conn, ref, depth, direction)
+            self._require(conn, ref.entity, ref.project, Level.READ)
+            graph = lineage_service.lineage(conn, ref, depth, direction)
+            keep = {n["id"] for n in graph["nodes"] if self._readable(conn, n["path"])}
+        hidden = len(graph["nodes"]) - len(keep)
+        graph["nodes"] = [n for n in graph["nodes"] if n["id"] in keep]
+        graph["edges"] = [e for e in graph["edges"] if e["source"] in keep and e["target"] in keep]
+        graph["hidden"] = hidden
+        return graph
 
     def alias_history(
         self, entity: str, project: str, name: str, alias: str | None = None
     ) -> list[dict[str, Any]]:
         with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
             return artifact_service.alias_history(conn, entity, project, name, alias)
 
     def artifact_diff(
         self, a: ArtifactRef, b: ArtifactRef, contents: bool = True
     ) -> dict[str, Any]:
         with read_tx(self.engine) as conn:
+            self._require(conn, a.entity, a.project, Level.READ)
+            self._require(conn, b.entity, b.project, Level.READ)
             return diff_service.diff_versions(conn, self.blobs, a, b, contents)
 
     def verify_blobs(self, digests: list[str], progress: Progress = None) -> list[str]:
@@ -358,17 +440,19 @@ class EmbeddedBackend(Backend):
 
     def get_protected_aliases(self, entity: str, project: str) -> list[str]:
         with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
             pid = artifact_service._project_id(conn, entity, project)
             if pid is None:
                 return list(artifact_service.DEFAULT_PROTECTED)
             return artifact_service.protected_aliases(conn, pid)
 
     def set_protected_aliases(self, entity: str, project: str, aliases: list[str]) -> None:
-        with write_tx(self.engine) as conn:
-            artifact_service.set_protected_aliases(conn, entity, project, aliases)
+        with self._audited_tx() as conn:
+            artifact_service.set_protected_aliases(conn, self.gate, entity, project, aliases)
 
     def get_retention(self, entity: str, project: str) -> list[dict[str, Any]]:
         with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
             return retention_service.get_retention(conn, entity, project)
 
     def set_retention(
@@ -379,12 +463,13 @@ class EmbeddedBackend(Backend):
         keep_last: int | None,
         delete_unaliased_older_than: float | None,
     ) -> None:
-        with write_tx(self.engine) as conn:
+        with self._audited_tx() as conn:
             retention_service.set_retention(
-                conn, entity, project, name, keep_last, delete_unaliased_older_than
+                conn, self.gate, entity, project, name, keep_last, delete_unaliased_older_than
             )
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        self.gate.require_instance_admin("run the garbage collector")
         now = run_service.utcnow()
         report: dict[str, Any] = {
             "dry_run": dry_run,
@@ -393,13 +478,14 @@ class EmbeddedBackend(Backend):
             "bytes": 0,
             "temp_files": 0,
         }
-        with write_tx(self.engine) as conn:
+        with self._audited_tx() as conn:
             expired = retention_service.expired_versions(conn, now)
             report["versions"] = [{"artifact": ref.path, "reason": why} for ref, why in expired]
             if not dry_run:
+                gc_gate = Gate(Principal(name="gc", kind="system", is_admin=True))
                 for ref, why in expired:
                     artifact_service.delete_version(
-                        conn, ref, "gc", delete_aliases=True, reason=why
+                        conn, gc_gate, ref, delete_aliases=True, reason=why
                     )
         if dry_run:
             with read_tx(self.engine) as conn:
@@ -437,10 +523,203 @@ class EmbeddedBackend(Backend):
         self, entity: str | None = None, project: str | None = None
     ) -> list[dict[str, Any]]:
         with read_tx(self.engine) as conn:
-            return retention_service.storage_stats(conn, entity, project)
+            stats = retention_service.storage_stats(conn, entity, project)
+            return [s for s in stats if self.gate.can(conn, s["entity"], s["project"], Level.READ)]
+
+    # ------------------------------------------------------------ people and teams
+    def whoami(self) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            out = identity_service.whoami(conn, self.who)
+        out["entity"] = self.default_entity()
+        return out
+
+    def has_users(self) -> bool:
+        with read_tx(self.engine) as conn:
+            return identity_service.has_users(conn)
+
+    def create_user(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        with self._audited_tx() as conn:
+            return identity_service.create_user(
+                conn,
+                self.gate,
+                email,
+                display_name=display_name,
+                username=username,
+                is_admin=is_admin,
+                password=password,
+            )
+
+    def login(
+        self, email: str, password: str, source: str | None = None
+    ) -> tuple[str, str, Principal]:
+        """Check a password (rate-limited); returns (session token, CSRF token, who)."""
+        from stemma.errors import Unauthenticated
+
+        try:
+            with self._audited_tx() as conn:
+                return identity_service.login(conn, email, password, source)
+        except Unauthenticated:
+            with self._audited_tx() as conn:
+                identity_service.record_login_failure(conn, email, source)
+            raise
+
+    def session(self, token: str, source: str | None = None) -> tuple[Principal, str] | None:
+        """(who, CSRF token) of a live session cookie, or None."""
+        with read_tx(self.engine) as conn:
+            return identity_service.session_principal(conn, token, source)
+
+    def logout(self, token: str) -> None:
+        with self._audited_tx() as conn:
+            found = identity_service.session_principal(conn, token)
+            identity_service.logout(conn, token)
+            if found is not None:
+                audit_service.append(
+                    conn, found[0], "session.logout", found[0].name, entity=found[0].name
+                )
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return identity_service.list_users(conn, self.gate)
+
+    def set_user_disabled(self, user: str, disabled: bool = True) -> None:
+        with self._audited_tx() as conn:
+            identity_service.set_user_disabled(conn, self.gate, user, disabled)
+
+    def set_password(self, user: str, password: str | None = None) -> str:
+        with self._audited_tx() as conn:
+            return identity_service.set_password(conn, self.gate, user, password)
+
+    def create_api_key(
+        self, user: str | None = None, name: str | None = None, expires_in: float | None = None
+    ) -> tuple[dict[str, Any], str]:
+        import datetime as dt
+
+        life = None if expires_in is None else dt.timedelta(seconds=expires_in)
+        with self._audited_tx() as conn:
+            return identity_service.create_key(conn, self.gate, user, name=name, expires_in=life)
+
+    def list_api_keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return identity_service.list_keys(conn, self.gate, user)
+
+    def revoke_api_key(self, prefix: str) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return identity_service.revoke_key(conn, self.gate, prefix)
+
+    def create_team(self, name: str) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return identity_service.create_team(conn, self.gate, name)
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return identity_service.list_teams(conn, self.gate)
+
+    def team_members(self, team: str) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            return identity_service.team_members(conn, self.gate, team)
+
+    def add_member(self, team: str, email: str, role: str = "member") -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return identity_service.add_member(conn, self.gate, team, email, role)
+
+    def remove_member(self, team: str, user: str) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return identity_service.remove_member(conn, self.gate, team, user)
+
+    def create_service_account(
+        self, team: str, name: str, role: str = "member"
+    ) -> tuple[dict[str, Any], str]:
+        with self._audited_tx() as conn:
+            return identity_service.create_service_account(conn, self.gate, team, name, role)
+
+    def delete_service_account(self, team: str, name: str) -> None:
+        with self._audited_tx() as conn:
+            identity_service.delete_service_account(conn, self.gate, team, name)
+
+    def set_project_visibility(self, entity: str, project: str, visibility: str) -> None:
+        with self._audited_tx() as conn:
+            identity_service.set_visibility(conn, self.gate, entity, project, visibility)
+
+    # ------------------------------------------------------------ audit
+    def audit_log(
+        self,
+        *,
+        entity: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries, newest first: everything for instance admins, their teams' entries
+        (and their own entity's) for team admins, nothing otherwise."""
+        with read_tx(self.engine) as conn:
+            scope = identity_service.audit_scope(conn, self.gate, entity)
+            return audit_service.query(
+                conn,
+                entities=scope,
+                actor=actor,
+                action=action,
+                target=target,
+                since=since,
+                until=until,
+                limit=limit,
+                before_seq=before_seq,
+            )
+
+    def audit_verify(self) -> dict[str, Any]:
+        self.gate.require_instance_admin("verify the audit chain")
+        with read_tx(self.engine) as conn:
+            return audit_service.verify(conn)
+
+    # ------------------------------------------------------------ promotions
+    def request_promotion(
+        self, ref: ArtifactRef, alias: str, comment: str | None = None
+    ) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return promotion_service.request(conn, self.gate, ref, alias, comment)
+
+    def list_promotions(
+        self,
+        entity: str,
+        project: str,
+        name: str | None = None,
+        state: str | None = "pending",
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return promotion_service.list_requests(conn, self.gate, entity, project, name, state)
+
+    def decide_promotion(
+        self,
+        request_id: int,
+        approve: bool,
+        comment: str | None = None,
+        project: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Approve or reject; ``project`` (entity, name), when given, must be the one the
+        request belongs to."""
+        with self._audited_tx() as conn:
+            return promotion_service.decide(conn, self.gate, request_id, approve, comment, project)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return "local"
 
 
 def _open_blob_store(settings: Settings) -> Any:

@@ -52,7 +52,10 @@ def server_cmd(
         raise click.UsageError(
             "--workers > 1 needs PostgreSQL (STEMMA_DATABASE_URL): SQLite has one writer"
         )
-    ensure_schema(create_store_engine(url))  # migrate once, before workers start
+    engine = create_store_engine(url)
+    ensure_schema(engine)  # migrate once, before workers start
+    _check_bind(host, engine)
+    os.environ["STEMMA_SERVER_HOST"] = host
     if database_url:
         os.environ["STEMMA_DATABASE_URL"] = database_url
     if storage_url:
@@ -67,6 +70,27 @@ def server_cmd(
         log_level=log_level,
         proxy_headers=True,
     )
+
+
+def _check_bind(host: str, engine: object) -> None:
+    """Loopback with no accounts is local mode; anything else needs an account first."""
+    from stemma.server.auth import is_loopback
+    from stemma.service.identity import has_users
+    from stemma.storage.database import read_tx
+
+    with read_tx(engine) as conn:  # type: ignore[arg-type]
+        users = has_users(conn)
+    if users:
+        click.echo("accounts exist: API keys or sign-in required", err=True)
+    elif is_loopback(host):
+        click.echo("local mode: no accounts, no login (loopback only)", err=True)
+    else:
+        raise click.UsageError(
+            f"refusing to serve on {host} with no accounts: anyone who can reach it would "
+            "have every right. Create the first administrator against the same store:\n"
+            "  stemma user create you@example.com --admin\n"
+            "(or bind 127.0.0.1 for single-user local mode)"
+        )
 
 
 @click.command("login")

@@ -77,7 +77,7 @@ def init(
     st = Settings.from_env(**overrides)
 
     ent, proj = split_project(project or st.project or DEFAULT_PROJECT, entity or st.entity)
-    ent = ent or st.entity or capture.current_user()
+    ent = ent or st.entity or _home_entity(st) or capture.current_user()
     check_name(ent, "entity")
     check_name(proj, "project")
     run_id = check_run_id(id) if id is not None else new_run_id()
@@ -137,6 +137,33 @@ def init(
             where = f"offline spool in {run.dir}"
         print(f"stemma: {verb} run {run.name} ({ref.path}) -> {where}", file=sys.stderr)
     return run
+
+
+def _home_entity(st: Settings) -> str | None:
+    """With an API key, runs go where the server says the key's owner lives (a service
+    account's team, a person's own entity); asked once per process."""
+    if not (st.base_url and st.api_key and st.mode == "online"):
+        return None
+    from stemma.backend import get_backend
+    from stemma.errors import StemmaError, Unauthenticated
+
+    backend = get_backend(st)
+    try:
+        with backend.retry_budget(10.0):
+            return backend.default_entity()
+    except Unauthenticated as exc:  # a wrong key: say so now, not at the first log
+        raise Unauthenticated(
+            f"{st.base_url} refused the API key ({exc}); check STEMMA_API_KEY or run "
+            "`stemma login --relogin`"
+        ) from None
+    except StemmaError as exc:
+        if not st.silent:
+            print(
+                f"stemma: cannot ask {st.base_url} for your entity ({exc}); using your user "
+                "name (set STEMMA_ENTITY to choose)",
+                file=sys.stderr,
+            )
+        return None
 
 
 def _existing(st: Settings, ref: RunRef, mode: str | None) -> RunRecord | None:

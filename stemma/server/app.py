@@ -6,21 +6,20 @@ PostgreSQL database and one bucket behave as one.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from stemma import __version__
 from stemma.backend.embedded import EmbeddedBackend
 from stemma.sdk.capture import current_user
 from stemma.server import errors, pages
+from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
-from stemma.server.deps import Actor, current_actor
+from stemma.server.deps import Store, rule
 from stemma.server.limits import BodyLimitMiddleware
-from stemma.server.routes import artifacts, blobs, runs
+from stemma.server.routes import access, artifacts, blobs, runs
 from stemma.wire.schemas import ErrorOut, WhoAmIOut
 
-_ERRORS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 503)}
+_ERRORS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 429, 503)}
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -37,7 +36,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.local_actor = Actor(name=current_user())
+    app.state.auth = AuthState(store, settings.bind_host, current_user())
     errors.install(app)
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, blob_limit=settings.max_blob_bytes
@@ -45,14 +44,21 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(blobs.router)
     app.include_router(artifacts.router)
+    app.include_router(access.router)
     app.include_router(pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/whoami", response_model=WhoAmIOut, tags=["auth"])
-    def whoami(actor: Annotated[Actor, Depends(current_actor)]) -> WhoAmIOut:
-        return WhoAmIOut(user=actor.name, entity=actor.name, mode="local")
+    @app.get(
+        "/api/v1/whoami",
+        response_model=WhoAmIOut,
+        tags=["users"],
+        openapi_extra=rule("authenticated"),
+    )
+    def whoami(store: Store) -> WhoAmIOut:
+        me = store.whoami()
+        return WhoAmIOut(mode="local" if store.who.is_local else "auth", **me)
 
     return app

@@ -19,6 +19,9 @@ class ServerSettings:
     max_body_bytes: int = 64 << 20  # JSON and history frames
     max_blob_bytes: int = 8 << 30  # one blob uploaded through the server (local store)
     multipart_threshold: int = 256 << 20  # S3 uploads above this go in parts
+    # The address `stemma server` binds: local mode (no accounts, no login) is allowed
+    # only on loopback. Unknown (an app started some other way): never local mode.
+    bind_host: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -30,6 +33,7 @@ class ServerSettings:
             max_body_bytes=int(env.get("STEMMA_MAX_BODY_BYTES") or (64 << 20)),
             max_blob_bytes=int(env.get("STEMMA_MAX_BLOB_BYTES") or (8 << 30)),
             multipart_threshold=int(env.get("STEMMA_MULTIPART_THRESHOLD") or (256 << 20)),
+            bind_host=env.get("STEMMA_SERVER_HOST") or None,
         )
         for key, value in overrides.items():
             if value is not None:

@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "already_exists": 409,
     "conflict": 409,
     "payload_too_large": 413,
+    "rate_limited": 429,
     "unsupported_media_type": 415,
     "store_error": 503,
     "error": 500,
@@ -45,15 +46,23 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
 def error_response(
     code: str, message: str, context: dict[str, Any] | None = None, status: int | None = None
 ) -> JSONResponse:
+    status = status or STATUS_BY_CODE.get(code, 500)
+    headers = {}
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="stemma"'
+    if status == 429:
+        headers["retry-after"] = str((context or {}).get("retry_after", 60))
     return JSONResponse(
         {"code": code, "message": message, "context": context or {}},
-        status_code=status or STATUS_BY_CODE.get(code, 500),
+        status_code=status,
+        headers=headers,
     )
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import html
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from stemma.backend.embedded import EmbeddedBackend
-from stemma.server.deps import Actor, current_actor, get_store
+from stemma.server.deps import Store
 from stemma.wire.names import check_name
 
 router = APIRouter(include_in_schema=False)
-Store = Annotated[EmbeddedBackend, Depends(get_store)]
-Who = Annotated[Actor, Depends(current_actor)]
 
 _STYLE = """<style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:72rem}
 table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;
@@ -31,7 +27,7 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(store: Store, actor: Who) -> HTMLResponse:
+def home(store: Store) -> HTMLResponse:
     rows = (
         "".join(
             f"<tr><td><a href='/p/{html.escape(e)}/{html.escape(p)}'>{html.escape(e)}/"
@@ -48,7 +44,7 @@ def home(store: Store, actor: Who) -> HTMLResponse:
 
 
 @router.get("/p/{entity}/{project}", response_class=HTMLResponse)
-def project_page(entity: str, project: str, store: Store, actor: Who) -> HTMLResponse:
+def project_page(entity: str, project: str, store: Store) -> HTMLResponse:
     ent, proj = check_name(entity, "entity"), check_name(project, "project")
     runs = store.list_runs(ent, proj, limit=500)
     esc = html.escape

@@ -18,8 +18,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
-from stemma.errors import Conflict, InvalidNameError, InvalidValueError, NotFound, UsageError
+from stemma.errors import (
+    Conflict,
+    InvalidNameError,
+    InvalidValueError,
+    NotFound,
+    PermissionDenied,
+    UsageError,
+)
+from stemma.service import audit
 from stemma.service import runs as run_service
+from stemma.service.access import Gate, Level, Principal
 from stemma.service.blobs import missing_blobs, share_with_gc
 from stemma.service.runs import (
     _aware,
@@ -374,9 +383,12 @@ def protected_aliases(conn: Connection, project_id: int) -> list[str]:
     return list(row) if row is not None else list(DEFAULT_PROTECTED)
 
 
-def set_protected_aliases(conn: Connection, entity: str, project: str, aliases: list[str]) -> None:
+def set_protected_aliases(
+    conn: Connection, gate: Gate, entity: str, project: str, aliases: list[str]
+) -> None:
+    gate.require(conn, entity, project, Level.ADMIN, f"set the protected aliases of {project}")
     clean = sorted({check_alias(a) for a in aliases})
-    pid = ensure_project(conn, entity, project)
+    pid = ensure_project(conn, entity, project, gate.who)
     res = conn.execute(
         update(project_settings)
         .where(project_settings.c.project_id == pid)
@@ -384,25 +396,71 @@ def set_protected_aliases(conn: Connection, entity: str, project: str, aliases: 
     )
     if not res.rowcount:
         conn.execute(insert(project_settings).values(project_id=pid, protected_aliases=clean))
+    audit.append(
+        conn,
+        gate.who,
+        "project.protected_aliases",
+        f"{entity}/{project}",
+        entity=entity,
+        details={"aliases": clean},
+    )
 
 
 def _record_alias(
-    conn: Connection, coll_id: int, alias: str, old: int | None, new: int | None, actor: str | None
+    conn: Connection,
+    coll_id: int,
+    alias: str,
+    old: int | None,
+    new: int | None,
+    who: Principal,
+    event: str = "move",
+    comment: str | None = None,
 ) -> None:
+    """Alias history, and (except for `latest`, which follows every commit) the audit log."""
     conn.execute(
         insert(alias_events).values(
             collection_id=coll_id,
             alias=alias,
             from_version=old,
             to_version=new,
-            actor=actor,
+            actor=who.name,
             at=utcnow(),
+            event=event,
+            comment=comment,
         )
     )
+    if alias != LATEST:
+        coll = conn.execute(
+            select(
+                artifact_collections.c.name,
+                projects.c.name.label("project"),
+                entities.c.name.label("entity"),
+            )
+            .select_from(
+                artifact_collections.join(
+                    projects, projects.c.id == artifact_collections.c.project_id
+                ).join(entities, entities.c.id == projects.c.entity_id)
+            )
+            .where(artifact_collections.c.id == coll_id)
+        ).one()
+        audit.append(
+            conn,
+            who,
+            f"alias.{event}",
+            f"{coll.entity}/{coll.project}/{coll.name}:{alias}",
+            entity=coll.entity,
+            details={"from": old, "to": new, "comment": comment},
+        )
 
 
 def _move_alias(
-    conn: Connection, coll_id: int, alias: str, ver: Row[Any], actor: str | None
+    conn: Connection,
+    coll_id: int,
+    alias: str,
+    ver: Row[Any],
+    who: Principal,
+    event: str = "move",
+    comment: str | None = None,
 ) -> None:
     cur = conn.execute(
         select(artifact_aliases.c.version_id, artifact_versions.c.version_index)
@@ -428,12 +486,32 @@ def _move_alias(
             .values(version_id=ver.id)
         )
     _record_alias(
-        conn, coll_id, alias, None if cur is None else cur.version_index, ver.version_index, actor
+        conn,
+        coll_id,
+        alias,
+        None if cur is None else cur.version_index,
+        ver.version_index,
+        who,
+        event,
+        comment,
     )
 
 
+def alias_version(conn: Connection, coll_id: int, alias: str) -> int | None:
+    """The version index an alias points at now (None: unset)."""
+    return conn.execute(
+        select(artifact_versions.c.version_index)
+        .select_from(
+            artifact_aliases.join(
+                artifact_versions, artifact_aliases.c.version_id == artifact_versions.c.id
+            )
+        )
+        .where(and_(artifact_aliases.c.collection_id == coll_id, artifact_aliases.c.alias == alias))
+    ).scalar()
+
+
 def _remove_alias(
-    conn: Connection, coll_id: int, alias: str, ver: Row[Any], actor: str | None
+    conn: Connection, coll_id: int, alias: str, ver: Row[Any], who: Principal
 ) -> None:
     res = conn.execute(
         delete(artifact_aliases).where(
@@ -445,7 +523,7 @@ def _remove_alias(
         )
     )
     if res.rowcount:
-        _record_alias(conn, coll_id, alias, ver.version_index, None, actor)
+        _record_alias(conn, coll_id, alias, ver.version_index, None, who)
 
 
 def _check_blobs_present(conn: Connection, store: Any, manifest: Manifest) -> None:
@@ -473,9 +551,17 @@ def commit_version(
     ttl_seconds: float | None,
     run_ref: RunRef | None,
     creator: dict[str, Any],
-    actor: str | None,
+    gate: Gate,
 ) -> tuple[ArtifactRecord, bool]:
-    """Commit a new version (or return the identical existing one); returns (record, new)."""
+    """Commit a new version (or return the identical existing one); returns (record, new).
+
+    Needs member rights in the project. On a server the version is attributed to the
+    signed-in account whatever the client claims (the OS user is kept as ``os_user``).
+    """
+    who = gate.who
+    gate.require(conn, entity, project, Level.WRITE, f"log artifacts to {entity}/{project}")
+    if not who.is_local:
+        creator = dict(creator) | {"user": who.name, "os_user": creator.get("user")}
     check_name(name, "artifact")
     check_name(type_, "artifact type")
     alias_list = [check_alias(a) for a in aliases if a != LATEST]
@@ -486,7 +572,7 @@ def commit_version(
             )
     share_with_gc(conn)
     _check_blobs_present(conn, store, manifest)
-    pid = ensure_project(conn, entity, project)
+    pid = ensure_project(conn, entity, project, who)
     _insert_ignore(
         conn,
         artifact_collections,
@@ -510,7 +596,18 @@ def commit_version(
             expected=coll.type,
             got=type_,
         )
-    run_pk = find_run_pk(conn, run_ref) if run_ref is not None else None
+    run_pk = None
+    if run_ref is not None:
+        gate.require(conn, run_ref.entity, run_ref.project, Level.WRITE)
+        run_pk = find_run_pk(conn, run_ref)
+    protected = set(protected_aliases(conn, pid)) & set(alias_list)
+    if protected and not gate.can(conn, entity, project, Level.ADMIN):
+        raise PermissionDenied(
+            f"alias(es) {sorted(protected)} are protected in {entity}/{project}: only team "
+            "admins move them; log without them and ask for a promotion "
+            "(stemma artifact promote NAME:vN ALIAS --request)",
+            aliases=sorted(protected),
+        )
     digest = manifest.digest()
     same = conn.execute(
         select(artifact_versions)
@@ -564,11 +661,24 @@ def commit_version(
         )
         vid = res.inserted_primary_key[0]  # type: ignore[index]
         ver = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-        _move_alias(conn, coll.id, LATEST, ver, actor)
+        _move_alias(conn, coll.id, LATEST, ver, who)
+        audit.append(
+            conn,
+            who,
+            "artifact.commit",
+            f"{entity}/{project}/{name}:v{index}",
+            entity=entity,
+            details={
+                "digest": digest,
+                "size": manifest.size,
+                "files": len(manifest),
+                "run": run_ref.path if run_ref is not None else None,
+            },
+        )
     else:
         ver = same
     for alias in alias_list:
-        _move_alias(conn, coll.id, alias, ver, actor)
+        _move_alias(conn, coll.id, alias, ver, who)
     if run_pk is not None:
         _add_usage(conn, run_pk, ver.id, "output")
     record = _record(conn, coll, ver, entity, project, _aliases_of(conn, [ver.id])[ver.id], False)
@@ -589,26 +699,49 @@ def _add_usage(conn: Connection, run_pk: int, version_id: int, direction: str) -
     )
 
 
-def use_version(conn: Connection, run_ref: RunRef, ref: ArtifactRef) -> None:
-    """Record that a run used a version (an input edge of the lineage graph)."""
+def use_version(conn: Connection, gate: Gate, run_ref: RunRef, ref: ArtifactRef) -> None:
+    """Record that a run used a version (an input edge of the lineage graph).
+
+    The run's project needs member rights; the artifact's (another project or team,
+    perhaps) only read access. The edge is recorded across projects all the same.
+    """
+    gate.require(conn, run_ref.entity, run_ref.project, Level.WRITE)
+    gate.require(conn, ref.entity, ref.project, Level.READ)
     run_pk = run_service.require_run_pk(conn, run_ref)
     _coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}")
     if ver.state != "committed":
         raise NotFound(f"artifact {ref.path} was deleted", path=ref.path)
     _add_usage(conn, run_pk, ver.id, "input")
+    audit.append(
+        conn,
+        gate.who,
+        "artifact.use",
+        ref.path,
+        entity=run_ref.entity,
+        details={"run": run_ref.path},
+    )
 
 
 # ------------------------------------------------------------------ updates
 
 
 def update_version(
-    conn: Connection,
-    ref: ArtifactRef,
-    changes: dict[str, Any],
-    actor: str | None,
-    is_admin: bool = True,
+    conn: Connection, gate: Gate, ref: ArtifactRef, changes: dict[str, Any]
 ) -> ArtifactRecord:
-    """Change aliases / description / ttl, or add metadata keys, of a committed version."""
+    """Change aliases / description / ttl, or add metadata keys, of a committed version.
+
+    Members may do all of it except moving protected aliases and changing the TTL of a
+    version someone else logged: those need a team admin.
+    """
+    who = gate.who
+    gate.require(
+        conn,
+        ref.entity,
+        ref.project,
+        Level.WRITE,
+        f"change artifacts in {ref.entity}/{ref.project}",
+    )
+    is_admin = gate.can(conn, ref.entity, ref.project, Level.ADMIN)
     coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}", lock=True)
     if ver.state != "committed":
         raise Conflict(f"artifact {ref.path} was deleted and cannot be changed")
@@ -626,6 +759,11 @@ def update_version(
         ttl = changes["ttl_seconds"]
         if ttl is not None and ttl <= 0:
             raise UsageError("ttl must be positive (or None for no expiry)")
+        owner = (ver.creator or {}).get("user")
+        if ttl != ver.ttl_seconds and not is_admin and owner != who.name:
+            raise PermissionDenied(
+                f"{ref.path} was logged by {owner}: only they or a team admin change its TTL"
+            )
         values["ttl_seconds"] = ttl
     if "metadata" in changes:
         old = from_storable(ver.metadata or {})
@@ -642,6 +780,14 @@ def update_version(
         conn.execute(
             update(artifact_versions).where(artifact_versions.c.id == ver.id).values(**values)
         )
+        audit.append(
+            conn,
+            who,
+            "artifact.update",
+            ref.path,
+            entity=ref.entity,
+            details={k: (v if k != "metadata" else sorted(v)) for k, v in values.items()},
+        )
     if "aliases" in changes:
         wanted = set(changes["aliases"])
         current = set(_aliases_of(conn, [ver.id])[ver.id])
@@ -652,19 +798,28 @@ def update_version(
         for alias in sorted(wanted - current):
             check_alias(alias)
             if alias in protected and not is_admin:
-                raise UsageError(f"alias {alias!r} is protected: only team admins move it")
-            _move_alias(conn, coll.id, alias, ver, actor)
+                raise _protected(ref, alias)
+            _move_alias(conn, coll.id, alias, ver, who)
         for alias in sorted(current - wanted - {LATEST}):
             if alias in protected and not is_admin:
-                raise UsageError(f"alias {alias!r} is protected: only team admins move it")
-            _remove_alias(conn, coll.id, alias, ver, actor)
+                raise _protected(ref, alias)
+            _remove_alias(conn, coll.id, alias, ver, who)
     ver = conn.execute(select(artifact_versions).where(artifact_versions.c.id == ver.id)).one()
     return _record(
         conn, coll, ver, ref.entity, ref.project, _aliases_of(conn, [ver.id])[ver.id], False
     )
 
 
-def _fix_latest(conn: Connection, coll_id: int, actor: str | None) -> None:
+def _protected(ref: ArtifactRef, alias: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"alias {alias!r} is protected in {ref.entity}/{ref.project}: only team admins move "
+        f"it; ask for it with `stemma artifact promote {ref.name}:v{ref.version} {alias} "
+        "--request`",
+        alias=alias,
+    )
+
+
+def _fix_latest(conn: Connection, coll_id: int, who: Principal) -> None:
     newest = conn.execute(
         select(artifact_versions)
         .where(
@@ -677,18 +832,22 @@ def _fix_latest(conn: Connection, coll_id: int, actor: str | None) -> None:
         .limit(1)
     ).first()
     if newest is not None:
-        _move_alias(conn, coll_id, LATEST, newest, actor)
+        _move_alias(conn, coll_id, LATEST, newest, who)
 
 
 def delete_version(
     conn: Connection,
+    gate: Gate,
     ref: ArtifactRef,
-    actor: str | None,
     delete_aliases: bool = False,
     reason: str = "deleted",
 ) -> None:
     """Tombstone a version: its manifest goes (blobs become collectable), its row and
-    lineage edges stay so history and graphs still show it existed."""
+    lineage edges stay so history and graphs still show it existed. Team admins only."""
+    who = gate.who
+    gate.require(
+        conn, ref.entity, ref.project, Level.ADMIN, f"delete artifact versions ({ref.path})"
+    )
     coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}", lock=True)
     if ver.state != "committed":
         return
@@ -722,7 +881,7 @@ def delete_version(
         )
     _rebase_depths(conn, list(dependants))
     for alias in _aliases_of(conn, [ver.id])[ver.id]:
-        _remove_alias(conn, coll.id, alias, ver, actor)
+        _remove_alias(conn, coll.id, alias, ver, who)
     conn.execute(
         update(artifact_versions)
         .where(artifact_versions.c.id == ver.id)
@@ -731,10 +890,13 @@ def delete_version(
             manifest=None,
             manifest_base_id=None,
             deleted_at=utcnow(),
-            creator=dict(ver.creator or {}) | {"deleted_by": actor, "delete_reason": reason},
+            creator=dict(ver.creator or {}) | {"deleted_by": who.name, "delete_reason": reason},
         )
     )
-    _fix_latest(conn, coll.id, actor)
+    audit.append(
+        conn, who, "artifact.delete", ref.path, entity=ref.entity, details={"reason": reason}
+    )
+    _fix_latest(conn, coll.id, who)
 
 
 def _rebase_depths(conn: Connection, roots: list[int]) -> None:
@@ -777,6 +939,8 @@ def alias_history(
             "to_version": r.to_version,
             "actor": r.actor,
             "at": _aware(r.at),
+            "event": r.event,
+            "comment": r.comment,
         }
         for r in conn.execute(q.order_by(alias_events.c.at, alias_events.c.id))
     ]

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, insert, select
 
 from stemma.errors import UsageError
+from stemma.service import audit
+from stemma.service.access import Gate, Level
 from stemma.service.artifacts import (
     LATEST,
     _aliases_of,
@@ -30,19 +32,21 @@ from stemma.wire.records import ArtifactRef
 
 def set_retention(
     conn: Connection,
+    gate: Gate,
     entity: str,
     project: str,
     name: str | None,
     keep_last: int | None,
     delete_unaliased_older_than: float | None,
 ) -> None:
+    gate.require(conn, entity, project, Level.ADMIN, f"set retention policies of {project}")
     if keep_last is not None and keep_last < 1:
         raise UsageError("keep_last must be at least 1")
     if delete_unaliased_older_than is not None and delete_unaliased_older_than <= 0:
         raise UsageError("delete_unaliased_older_than must be a positive duration")
     if name is not None:
         check_name(name, "artifact")
-    pid = ensure_project(conn, entity, project)
+    pid = ensure_project(conn, entity, project, gate.who)
     cond = and_(
         retention_policies.c.project_id == pid,
         retention_policies.c.collection_name.is_(None)
@@ -59,6 +63,18 @@ def set_retention(
                 delete_unaliased_older_than=delete_unaliased_older_than,
             )
         )
+    audit.append(
+        conn,
+        gate.who,
+        "project.retention",
+        f"{entity}/{project}",
+        entity=entity,
+        details={
+            "artifact": name,
+            "keep_last": keep_last,
+            "delete_unaliased_older_than": delete_unaliased_older_than,
+        },
+    )
 
 
 def get_retention(conn: Connection, entity: str, project: str) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
 
 from stemma.errors import AlreadyExists, Conflict, NotFound, UsageError
-from stemma.service import history
+from stemma.service import audit, history
+from stemma.service.access import Principal
 from stemma.storage.models import entities, projects, run_spools, runs
 from stemma.wire.records import ApplyResult, RunRecord, RunRef
 from stemma.wire.values import from_storable, to_storable
@@ -53,12 +54,28 @@ def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None
         conn.execute(insert(table).values(**values))
 
 
-def ensure_project(conn: Connection, entity: str, project: str, kind: str = "user") -> int:
-    """The id of ``entity/project``, creating either as needed (race-safe)."""
+def ensure_project(
+    conn: Connection, entity: str, project: str, who: Principal | None = None
+) -> int:
+    """The id of ``entity/project``, creating either as needed (race-safe).
+
+    Callers have checked that ``who`` may write there; only the local user (and instance
+    admins) reach here for an entity that does not exist. Such an entity is the user's
+    own when it bears their name, else a team (``team-a`` in ``team-a/pretraining``).
+    """
+    kind = "user" if who is None or who.name == entity else "team"
     _insert_ignore(conn, entities, {"name": entity, "kind": kind, "created_at": utcnow()})
     entity_id = conn.execute(select(entities.c.id).where(entities.c.name == entity)).scalar_one()
     _insert_ignore(
-        conn, projects, {"entity_id": entity_id, "name": project, "created_at": utcnow()}
+        conn,
+        projects,
+        {
+            "entity_id": entity_id,
+            "name": project,
+            "created_at": utcnow(),
+            "visibility": "team",
+            "owner_id": who.user_id if who is not None else None,
+        },
     )
     return conn.execute(
         select(projects.c.id).where(
@@ -301,7 +318,7 @@ def _touch(conn: Connection, pk: int) -> None:
 # ---------------------------------------------------------------- applying frames
 
 
-def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any]) -> int:
+def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any], who: Principal) -> int:
     pk = find_run_pk(conn, ref)
     resume = ev.get("resume")
     if pk is not None:
@@ -315,11 +332,14 @@ def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any]) -> int:
             .where(runs.c.id == pk)
             .values(state="running", finished_at=None, exit_code=None, heartbeat_at=utcnow())
         )
+        audit.append(conn, who, "run.resume", ref.path, entity=ref.entity)
         return pk
     if resume == "must":
         raise NotFound(f"run {ref.path} does not exist and resume='must' was given", path=ref.path)
-    project_id = ensure_project(conn, ref.entity, ref.project)
+    project_id = ensure_project(conn, ref.entity, ref.project, who)
     created = _ts(ev.get("created_at"))
+    # On a server the run belongs to whoever is signed in, not to what the client says.
+    user = ev.get("user") if who.is_local else who.name
     res = conn.execute(
         insert(runs).values(
             project_id=project_id,
@@ -333,13 +353,21 @@ def _create_or_resume(conn: Connection, ref: RunRef, ev: dict[str, Any]) -> int:
             config=ev.get("config") or {},
             summary={},
             run_metadata=ev.get("metadata") or {},
-            username=ev.get("user"),
+            username=user,
             host=ev.get("host"),
             created_at=created,
             heartbeat_at=utcnow(),
             last_step=-1,
             runtime=0.0,
         )
+    )
+    audit.append(
+        conn,
+        who,
+        "run.create",
+        ref.path,
+        entity=ref.entity,
+        details={"name": ev.get("name"), "job_type": ev.get("job_type"), "host": ev.get("host")},
     )
     return int(res.inserted_primary_key[0])  # type: ignore[index]
 
@@ -441,6 +469,7 @@ def apply_frame(
     start: int,
     end: int,
     events: list[dict[str, Any]],
+    who: Principal,
 ) -> ApplyResult:
     """Apply one spool frame ``[start, end)`` of ``spool_id`` to run ``ref``, once.
 
@@ -474,7 +503,7 @@ def apply_frame(
             start=start,
         )
     if first_is_run and start == 0:
-        pk = _create_or_resume(conn, ref, events[0])
+        pk = _create_or_resume(conn, ref, events[0], who)
     assert pk is not None
     state: dict[str, Any] = {}
     for ev in events:
@@ -482,6 +511,16 @@ def apply_frame(
     _flush_state(conn, pk, state)
     if "finish" not in state:
         _touch(conn, pk)
+    else:
+        fin = state["finish"]
+        audit.append(
+            conn,
+            who,
+            "run.finish",
+            ref.path,
+            entity=ref.entity,
+            details={"state": fin.get("state", "finished"), "exit_code": fin.get("exit_code")},
+        )
     _set_offset(conn, pk, spool_id, end)
     return ApplyResult(True, end)
 
@@ -509,7 +548,7 @@ def committed_offset(conn: Connection, ref: RunRef, spool_id: str) -> int:
     return int(done or 0)
 
 
-def update_run(conn: Connection, ref: RunRef, changes: dict[str, Any]) -> None:
+def update_run(conn: Connection, ref: RunRef, changes: dict[str, Any], who: Principal) -> None:
     """Edit a run's name, tags, notes, group, job type or summary after the fact."""
     pk = require_run_pk(conn, ref)
     unknown = set(changes) - set(_UPDATABLE) - {"summary"}
@@ -524,9 +563,26 @@ def update_run(conn: Connection, ref: RunRef, changes: dict[str, Any]) -> None:
         values["summary"] = to_storable(changes["summary"], "summary")
     if values:
         conn.execute(update(runs).where(runs.c.id == pk).values(**values))
+        audit.append(
+            conn,
+            who,
+            "run.update",
+            ref.path,
+            entity=ref.entity,
+            details={"fields": sorted(changes)},
+        )
 
 
-def delete_run(conn: Connection, ref: RunRef) -> None:
+def run_owner(conn: Connection, ref: RunRef) -> str | None:
+    """The user who started a run."""
+    row = conn.execute(_where_ref(_run_query(), ref)).first()
+    if row is None:
+        raise NotFound(f"run {ref.path} does not exist", path=ref.path)
+    return row.username
+
+
+def delete_run(conn: Connection, ref: RunRef, who: Principal) -> None:
     """Delete a run with its history (foreign keys cascade)."""
     pk = require_run_pk(conn, ref)
     conn.execute(delete(runs).where(runs.c.id == pk))
+    audit.append(conn, who, "run.delete", ref.path, entity=ref.entity)

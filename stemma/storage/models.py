@@ -73,6 +73,9 @@ projects = Table(
     Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # team (every member per role) | private (its owner and the team's admins)
+    Column("visibility", String(16), nullable=False, server_default="team"),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
     UniqueConstraint("entity_id", "name"),
 )
 
@@ -224,6 +227,9 @@ alias_events = Table(
     Column("to_version", Integer),
     Column("actor", String(128)),
     Column("at", DateTime(timezone=True), nullable=False),
+    # move | request | approve | reject (promotion requests leave their trail here too)
+    Column("event", String(16), nullable=False, server_default="move"),
+    Column("comment", Text),
     Index(None, "collection_id", "alias", "at"),
 )
 
@@ -265,4 +271,135 @@ retention_policies = Table(
     Column("keep_last", Integer),
     Column("delete_unaliased_older_than", Float),  # seconds
     UniqueConstraint("project_id", "collection_name"),
+)
+
+# ------------------------------------------------------------------ identity and access
+
+# People and service accounts. A person has a personal entity (``entity_id``) and logs
+# in with a password (UI) or API keys (SDK); a service account belongs to one team
+# (``team_id``), has a role there and only API keys.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("email", String(320), unique=True),  # NULL for service accounts
+    Column("display_name", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),  # user | service_account
+    Column("password_hash", String(256)),  # argon2id; NULL: no UI login
+    Column("is_admin", Boolean, nullable=False),  # instance administrator
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="SET NULL")),
+    Column("team_id", Integer, ForeignKey("entities.id", ondelete="CASCADE")),
+    Column("role", String(16)),  # a service account's role in its team
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+# API keys: ``stm_<prefix>_<secret>``; only the prefix (to find the row) and a SHA-256
+# of the whole key are kept. Keys are 190 random bits, so a fast hash is safe.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("name", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # admin | member | viewer
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_id"),
+)
+
+# An invitation of an email that has no account yet, redeemed when the account is made
+# or first signs in.
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("invited_by", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("redeemed_at", DateTime(timezone=True)),
+    UniqueConstraint("entity_id", "email"),
+)
+
+# Web sessions, in the database so that any replica can check any cookie.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Failed sign-ins, for rate limiting across replicas.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("address", String(64)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "email", "at"),
+    Index(None, "address", "at"),
+)
+
+# A member's request to move a protected alias, decided by a team admin.
+promotion_requests = Table(
+    "promotion_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "collection_id",
+        Integer,
+        ForeignKey("artifact_collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("alias", String(128), nullable=False),
+    Column("version_index", Integer, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("comment", Text),
+    Column("state", String(16), nullable=False),  # pending | approved | rejected
+    Column("decided_by", String(128)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision_comment", Text),
+    Index(None, "collection_id", "state"),
+)
+
+# The audit log: append-only and hash-chained. ``seq`` is dense (1, 2, 3...) and each
+# entry stores the hash of the one before, so an edited entry fails its own hash and a
+# deleted one breaks the chain (and the sequence) at the next.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("source", String(64)),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(128)),  # the team/user entity concerned: who may read it
+    Column("target", String(512), nullable=False),
+    Column("details", JsonType(), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "entity", "seq"),
+    Index(None, "actor", "seq"),
+    Index(None, "action", "seq"),
 )

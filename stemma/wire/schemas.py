@@ -167,8 +167,13 @@ class KeysOut(_Model):
 
 class WhoAmIOut(_Model):
     user: str
-    entity: str
+    entity: str = Field(description="where runs go by default (a service account's team)")
     mode: str = Field(description="`local` (single user, no login) or `auth`")
+    kind: str = Field(default="local", description="user, service_account or local")
+    is_admin: bool = False
+    email: str | None = None
+    display_name: str | None = None
+    teams: dict[str, str] = Field(default_factory=dict, description="team -> role")
 
 
 # ------------------------------------------------------------------ blobs
@@ -370,3 +375,173 @@ class JsonOut(_Model):
     """A free-form JSON document (lineage graphs, diffs, gc and storage reports)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+# ------------------------------------------------------------------ people, teams, audit
+
+
+class UserIn(_Model):
+    email: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=256)
+    username: str | None = Field(default=None, max_length=128)
+    admin: bool = False
+    password: str | None = Field(
+        default=None, max_length=1024, description="omit to have one generated (shown once)"
+    )
+    with_key: bool = Field(default=True, description="also create an API key (shown once)")
+
+
+class UserOut(_Model):
+    username: str
+    email: str | None
+    display_name: str
+    kind: str
+    is_admin: bool
+    role: str | None = None
+    created_at: dt.datetime
+    disabled: bool
+
+
+class CreatedUserOut(_Model):
+    user: UserOut
+    password: str = Field(description="shown once; never stored")
+    key: str | None = Field(default=None, description="shown once; never stored")
+
+
+class UserPatchIn(_Model):
+    disabled: bool
+
+
+class PasswordIn(_Model):
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class PasswordOut(_Model):
+    password: str
+
+
+class KeyIn(_Model):
+    user: str | None = Field(
+        default=None, max_length=320, description="username or email; default: the caller"
+    )
+    name: str | None = Field(default=None, max_length=128)
+    expires_in: float | None = Field(default=None, gt=0, description="lifetime in seconds")
+
+
+class KeyOut(_Model):
+    prefix: str
+    user: str
+    name: str | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked: bool
+
+
+class CreatedKeyOut(_Model):
+    info: KeyOut
+    key: str = Field(description="shown once; never stored")
+
+
+class TeamIn(_Model):
+    name: str = Field(max_length=128)
+
+
+class TeamOut(_Model):
+    name: str
+    members: int = 0
+    role: str | None
+    created_at: dt.datetime | None = None
+
+
+class MemberOut(_Model):
+    username: str
+    email: str | None
+    display_name: str
+    role: str
+
+
+class InviteOut(_Model):
+    email: str
+    role: str
+    invited_by: str | None
+    created_at: dt.datetime
+
+
+class TeamDetailOut(_Model):
+    team: str
+    members: list[MemberOut]
+    invites: list[InviteOut]
+    service_accounts: list[UserOut]
+
+
+class MemberIn(_Model):
+    role: str = "member"
+
+
+class MembershipOut(_Model):
+    team: str
+    status: str = Field(description="added, changed, unchanged, invited, removed...")
+    user: str | None = None
+    email: str | None = None
+    role: str | None = None
+
+
+class ServiceAccountIn(_Model):
+    name: str = Field(max_length=100)
+    role: str = "member"
+
+
+class CreatedServiceAccountOut(_Model):
+    account: UserOut
+    key: str = Field(description="shown once; never stored")
+
+
+class VisibilityIn(_Model):
+    visibility: str = Field(description="team or private")
+
+
+class AuditEntryOut(_Model):
+    seq: int
+    at: dt.datetime
+    actor: str
+    actor_kind: str
+    source: str | None
+    action: str
+    entity: str | None
+    target: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditVerifyOut(_Model):
+    ok: bool
+    checked: int
+    first_bad: int | None
+    problem: str | None
+    head: str | None = None
+
+
+class PromotionIn(_Model):
+    alias: str = Field(max_length=128)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class DecisionIn(_Model):
+    approve: bool
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class PromotionOut(_Model):
+    id: int
+    artifact: str
+    alias: str
+    version: str
+    requested_by: str
+    requested_at: dt.datetime
+    comment: str | None
+    state: str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    decision_comment: str | None

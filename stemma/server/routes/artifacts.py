@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from stemma.backend.embedded import EmbeddedBackend
-from stemma.server.deps import Actor, artifact_ref, current_actor, get_store, run_ref
+from stemma.server.deps import Store, artifact_ref, rule, run_ref
 from stemma.wire.manifest import Manifest
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactCommit
@@ -33,8 +32,6 @@ from stemma.wire.schemas import (
 from stemma.wire.values import from_storable
 
 router = APIRouter(prefix="/api/v1", tags=["artifacts"])
-Store = Annotated[EmbeddedBackend, Depends(get_store)]
-Who = Annotated[Actor, Depends(current_actor)]
 
 
 def _project(entity: str, project: str) -> tuple[str, str]:
@@ -45,10 +42,9 @@ def _project(entity: str, project: str) -> tuple[str, str]:
     "/artifacts/{entity}/{project}/{name}/versions",
     response_model=CommitOut,
     summary="Commit a version (refused unless every blob is stored)",
+    openapi_extra=rule("write"),
 )
-def commit(
-    entity: str, project: str, name: str, body: ArtifactCommitIn, store: Store, actor: Who
-) -> CommitOut:
+def commit(entity: str, project: str, name: str, body: ArtifactCommitIn, store: Store) -> CommitOut:
     ent, proj = _project(entity, project)
     record, created = store.commit_artifact(
         ArtifactCommit(
@@ -68,9 +64,13 @@ def commit(
     return CommitOut(artifact=ArtifactOut.from_record(record), created=created)
 
 
-@router.get("/artifacts/{entity}/{project}/{name}/versions", response_model=ArtifactList)
+@router.get(
+    "/artifacts/{entity}/{project}/{name}/versions",
+    response_model=ArtifactList,
+    openapi_extra=rule("read"),
+)
 def list_versions(
-    entity: str, project: str, name: str, store: Store, actor: Who, include_deleted: bool = False
+    entity: str, project: str, name: str, store: Store, include_deleted: bool = False
 ) -> ArtifactList:
     ent, proj = _project(entity, project)
     return ArtifactList(
@@ -81,9 +81,13 @@ def list_versions(
     )
 
 
-@router.get("/artifacts/{entity}/{project}/{name}/alias-history", response_model=list[JsonOut])
+@router.get(
+    "/artifacts/{entity}/{project}/{name}/alias-history",
+    response_model=list[JsonOut],
+    openapi_extra=rule("read"),
+)
 def alias_history(
-    entity: str, project: str, name: str, store: Store, actor: Who, alias: str | None = None
+    entity: str, project: str, name: str, store: Store, alias: str | None = None
 ) -> list[dict[str, Any]]:
     ent, proj = _project(entity, project)
     return store.alias_history(ent, proj, name, alias)
@@ -93,6 +97,7 @@ def alias_history(
     "/artifacts/{entity}/{project}/{name}/{selector}",
     response_model=ArtifactOut,
     summary="One version by vN, alias or `latest`; `at` reads the alias history",
+    openapi_extra=rule("read"),
 )
 def get_artifact(
     entity: str,
@@ -100,7 +105,6 @@ def get_artifact(
     name: str,
     selector: str,
     store: Store,
-    actor: Who,
     at: dt.datetime | None = None,
     manifest: bool = True,
 ) -> ArtifactOut:
@@ -110,7 +114,11 @@ def get_artifact(
     return ArtifactOut.from_record(store.get_artifact(ent, proj, name, selector, at, manifest))
 
 
-@router.patch("/artifacts/{entity}/{project}/{name}/{version}", response_model=ArtifactOut)
+@router.patch(
+    "/artifacts/{entity}/{project}/{name}/{version}",
+    response_model=ArtifactOut,
+    openapi_extra=rule("write"),
+)
 def update(
     entity: str,
     project: str,
@@ -118,30 +126,34 @@ def update(
     version: str,
     body: ArtifactUpdateIn,
     store: Store,
-    actor: Who,
 ) -> ArtifactOut:
     return ArtifactOut.from_record(
         store.update_artifact(artifact_ref(entity, project, name, version), body.changes())
     )
 
 
-@router.delete("/artifacts/{entity}/{project}/{name}/{version}", status_code=204)
+@router.delete(
+    "/artifacts/{entity}/{project}/{name}/{version}", status_code=204, openapi_extra=rule("admin")
+)
 def delete(
     entity: str,
     project: str,
     name: str,
     version: str,
     store: Store,
-    actor: Who,
     delete_aliases: bool = False,
 ) -> Response:
     store.delete_artifact(artifact_ref(entity, project, name, version), delete_aliases)
     return Response(status_code=204)
 
 
-@router.get("/artifacts/{entity}/{project}/{name}/{version}/runs", response_model=ArtifactRunsOut)
+@router.get(
+    "/artifacts/{entity}/{project}/{name}/{version}/runs",
+    response_model=ArtifactRunsOut,
+    openapi_extra=rule("read"),
+)
 def artifact_runs(
-    entity: str, project: str, name: str, version: str, store: Store, actor: Who
+    entity: str, project: str, name: str, version: str, store: Store
 ) -> ArtifactRunsOut:
     logged, used = store.artifact_runs(artifact_ref(entity, project, name, version))
     return ArtifactRunsOut(
@@ -150,24 +162,25 @@ def artifact_runs(
     )
 
 
-@router.get("/artifacts/{entity}/{project}/{name}/{version}/lineage", response_model=JsonOut)
+@router.get(
+    "/artifacts/{entity}/{project}/{name}/{version}/lineage",
+    response_model=JsonOut,
+    openapi_extra=rule("read"),
+)
 def lineage(
     entity: str,
     project: str,
     name: str,
     version: str,
     store: Store,
-    actor: Who,
     depth: Annotated[int, Query(ge=0, le=50)] = 2,
     direction: str = "both",
 ) -> dict[str, Any]:
     return store.artifact_lineage(artifact_ref(entity, project, name, version), depth, direction)
 
 
-@router.post("/artifact-diff", response_model=JsonOut)
-def diff(
-    a: ArtifactRefIn, b: ArtifactRefIn, store: Store, actor: Who, contents: bool = True
-) -> dict[str, Any]:
+@router.post("/artifact-diff", response_model=JsonOut, openapi_extra=rule("read"))
+def diff(a: ArtifactRefIn, b: ArtifactRefIn, store: Store, contents: bool = True) -> dict[str, Any]:
     from stemma.wire.records import ArtifactRef
 
     return store.artifact_diff(
@@ -181,10 +194,9 @@ def diff(
     "/runs/{entity}/{project}/{run_id}/used",
     status_code=204,
     summary="Record that a run used a version (a lineage input edge)",
+    openapi_extra=rule("write"),
 )
-def use(
-    entity: str, project: str, run_id: str, body: ArtifactRefIn, store: Store, actor: Who
-) -> Response:
+def use(entity: str, project: str, run_id: str, body: ArtifactRefIn, store: Store) -> Response:
     from stemma.wire.records import ArtifactRef
 
     store.use_artifact(
@@ -194,9 +206,13 @@ def use(
     return Response(status_code=204)
 
 
-@router.get("/runs/{entity}/{project}/{run_id}/artifacts", response_model=ArtifactList)
+@router.get(
+    "/runs/{entity}/{project}/{run_id}/artifacts",
+    response_model=ArtifactList,
+    openapi_extra=rule("read"),
+)
 def run_artifacts(
-    entity: str, project: str, run_id: str, store: Store, actor: Who, direction: str = "output"
+    entity: str, project: str, run_id: str, store: Store, direction: str = "output"
 ) -> ArtifactList:
     if direction not in ("input", "output"):
         from stemma.errors import UsageError
@@ -210,51 +226,69 @@ def run_artifacts(
     )
 
 
-@router.get("/projects/{entity}/{project}/artifacts", response_model=CollectionList)
-def collections(
-    entity: str, project: str, store: Store, actor: Who, type: str | None = None
-) -> CollectionList:
+@router.get(
+    "/projects/{entity}/{project}/artifacts",
+    response_model=CollectionList,
+    openapi_extra=rule("read"),
+)
+def collections(entity: str, project: str, store: Store, type: str | None = None) -> CollectionList:
     ent, proj = _project(entity, project)
     return CollectionList(
         collections=[CollectionOut(**c) for c in store.list_artifact_collections(ent, proj, type)]
     )
 
 
-@router.get("/projects/{entity}/{project}/protected-aliases", response_model=AliasesOut)
-def get_protected(entity: str, project: str, store: Store, actor: Who) -> AliasesOut:
+@router.get(
+    "/projects/{entity}/{project}/protected-aliases",
+    response_model=AliasesOut,
+    openapi_extra=rule("read"),
+)
+def get_protected(entity: str, project: str, store: Store) -> AliasesOut:
     return AliasesOut(aliases=store.get_protected_aliases(*_project(entity, project)))
 
 
-@router.put("/projects/{entity}/{project}/protected-aliases", response_model=AliasesOut)
-def set_protected(
-    entity: str, project: str, body: AliasesIn, store: Store, actor: Who
-) -> AliasesOut:
+@router.put(
+    "/projects/{entity}/{project}/protected-aliases",
+    response_model=AliasesOut,
+    openapi_extra=rule("admin"),
+)
+def set_protected(entity: str, project: str, body: AliasesIn, store: Store) -> AliasesOut:
     ent, proj = _project(entity, project)
     store.set_protected_aliases(ent, proj, body.aliases)
     return AliasesOut(aliases=store.get_protected_aliases(ent, proj))
 
 
-@router.get("/projects/{entity}/{project}/retention", response_model=RetentionOut)
-def get_retention(entity: str, project: str, store: Store, actor: Who) -> RetentionOut:
+@router.get(
+    "/projects/{entity}/{project}/retention",
+    response_model=RetentionOut,
+    openapi_extra=rule("read"),
+)
+def get_retention(entity: str, project: str, store: Store) -> RetentionOut:
     return RetentionOut(policies=store.get_retention(*_project(entity, project)))
 
 
-@router.put("/projects/{entity}/{project}/retention", response_model=RetentionOut)
-def set_retention(
-    entity: str, project: str, body: RetentionIn, store: Store, actor: Who
-) -> RetentionOut:
+@router.put(
+    "/projects/{entity}/{project}/retention",
+    response_model=RetentionOut,
+    openapi_extra=rule("admin"),
+)
+def set_retention(entity: str, project: str, body: RetentionIn, store: Store) -> RetentionOut:
     ent, proj = _project(entity, project)
     store.set_retention(ent, proj, body.name, body.keep_last, body.delete_unaliased_older_than)
     return RetentionOut(policies=store.get_retention(ent, proj))
 
 
-@router.post("/admin/gc", response_model=JsonOut, tags=["admin"])
-def gc(body: GcIn, store: Store, actor: Who) -> dict[str, Any]:
+@router.post(
+    "/admin/gc", response_model=JsonOut, tags=["admin"], openapi_extra=rule("instance-admin")
+)
+def gc(body: GcIn, store: Store) -> dict[str, Any]:
     return store.gc(body.dry_run, body.grace_seconds)
 
 
-@router.get("/storage", response_model=list[JsonOut], tags=["admin"])
+@router.get(
+    "/storage", response_model=list[JsonOut], tags=["admin"], openapi_extra=rule("authenticated")
+)
 def storage(
-    store: Store, actor: Who, entity: str | None = None, project: str | None = None
+    store: Store, entity: str | None = None, project: str | None = None
 ) -> list[dict[str, Any]]:
     return store.storage_stats(entity, project)

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from stemma.backend.embedded import EmbeddedBackend
 from stemma.errors import InvalidValueError, NotFound
-from stemma.server.deps import Actor, current_actor, get_store
+from stemma.server.deps import Store, rule
 from stemma.wire.schemas import (
     BlobsIn,
     DigestsIn,
@@ -29,8 +28,6 @@ from stemma.wire.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/blobs", tags=["blobs"])
-Store = Annotated[EmbeddedBackend, Depends(get_store)]
-Who = Annotated[Actor, Depends(current_actor)]
 
 PART_SIZE = 64 << 20
 
@@ -41,8 +38,13 @@ def _check_digest(digest: str) -> str:
     return digest
 
 
-@router.post("/missing", response_model=DigestsOut, summary="Which of these blobs the store lacks")
-def missing(body: DigestsIn, store: Store, actor: Who) -> DigestsOut:
+@router.post(
+    "/missing",
+    response_model=DigestsOut,
+    summary="Which of these blobs the store lacks",
+    openapi_extra=rule("authenticated"),
+)
+def missing(body: DigestsIn, store: Store) -> DigestsOut:
     for d in body.digests:
         _check_digest(d)
     return DigestsOut(digests=sorted(store.missing_blobs(body.digests)))
@@ -52,8 +54,9 @@ def missing(body: DigestsIn, store: Store, actor: Who) -> DigestsOut:
     "/uploads",
     response_model=UploadPlanOut,
     summary="Upload instructions for the blobs the store lacks",
+    openapi_extra=rule("authenticated"),
 )
-def plan_uploads(body: BlobsIn, request: Request, store: Store, actor: Who) -> UploadPlanOut:
+def plan_uploads(body: BlobsIn, request: Request, store: Store) -> UploadPlanOut:
     settings = request.app.state.settings
     wanted = {b.digest: b.size for b in body.blobs}
     lacking = store.missing_blobs(list(wanted))
@@ -88,17 +91,18 @@ def plan_uploads(body: BlobsIn, request: Request, store: Store, actor: Who) -> U
 @router.put(
     "/{digest}",
     status_code=204,
-    openapi_extra={
-        "requestBody": {
+    openapi_extra=rule(
+        "authenticated",
+        requestBody={
             "required": True,
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
-        }
-    },
+        },
+    ),
     summary="Upload a blob's bytes (local-directory stores only)",
 )
-async def put_blob(digest: str, request: Request, store: Store, actor: Who) -> Response:
+async def put_blob(digest: str, request: Request, store: Store) -> Response:
     _check_digest(digest)
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
     if not hasattr(blobs, "receive_path"):
@@ -129,15 +133,18 @@ async def put_blob(digest: str, request: Request, store: Store, actor: Who) -> R
 
 
 @router.post(
-    "/register", status_code=204, summary="Record blobs uploaded straight to the object store"
+    "/register",
+    status_code=204,
+    summary="Record blobs uploaded straight to the object store",
+    openapi_extra=rule("authenticated"),
 )
-def register(body: BlobsIn, store: Store, actor: Who) -> Response:
+def register(body: BlobsIn, store: Store) -> Response:
     store.register_uploaded([(b.digest, b.size) for b in body.blobs])
     return Response(status_code=204)
 
 
-@router.post("/multipart/complete", status_code=204)
-def complete_multipart(body: MultipartDoneIn, store: Store, actor: Who) -> Response:
+@router.post("/multipart/complete", status_code=204, openapi_extra=rule("authenticated"))
+def complete_multipart(body: MultipartDoneIn, store: Store) -> Response:
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
     if not hasattr(blobs, "complete_multipart"):
         raise InvalidValueError("this server's store does not take multipart uploads")
@@ -152,8 +159,9 @@ def complete_multipart(body: MultipartDoneIn, store: Store, actor: Who) -> Respo
         200: {"content": {"application/octet-stream": {}}},
         307: {"description": "presigned URL of the object store"},
     },
+    openapi_extra=rule("authenticated"),
 )
-def get_blob(digest: str, store: Store, actor: Who) -> Response:
+def get_blob(digest: str, store: Store) -> Response:
     _check_digest(digest)
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
     if hasattr(blobs, "presign_get"):
@@ -172,8 +180,9 @@ def get_blob(digest: str, store: Store, actor: Who) -> Response:
     "/verify",
     response_model=DigestsOut,
     summary="Re-hash stored blobs; returns those missing or corrupt",
+    openapi_extra=rule("authenticated"),
 )
-def verify(body: DigestsIn, store: Store, actor: Who) -> DigestsOut:
+def verify(body: DigestsIn, store: Store) -> DigestsOut:
     for d in body.digests:
         _check_digest(d)
     return DigestsOut(digests=store.verify_blobs(body.digests))

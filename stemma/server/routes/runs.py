@@ -6,12 +6,11 @@ import time
 from typing import Annotated, Any
 
 import msgpack
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from stemma.backend.embedded import EmbeddedBackend
 from stemma.errors import UsageError
-from stemma.server.deps import Actor, current_actor, get_store, run_ref
+from stemma.server.deps import Store, rule, run_ref
 from stemma.wire import chunks
 from stemma.wire.names import check_name
 from stemma.wire.schemas import (
@@ -28,8 +27,6 @@ from stemma.wire.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
-Store = Annotated[EmbeddedBackend, Depends(get_store)]
-Who = Annotated[Actor, Depends(current_actor)]
 
 # Client clocks may be wrong: a creation or finish time further in the future than this
 # is replaced by the server's clock (the logged history keeps the client's timestamps).
@@ -83,11 +80,11 @@ def _clamp_times(events: list[dict[str, Any]]) -> None:
 @router.post(
     "/runs/{entity}/{project}/{run_id}/frames",
     response_model=ApplyOut,
-    openapi_extra=_FRAME_BODY,
+    openapi_extra=rule("write", **_FRAME_BODY),
     summary="Apply one spool frame (idempotent by spool id and byte range)",
 )
 async def apply_frame(
-    entity: str, project: str, run_id: str, request: Request, store: Store, actor: Who
+    entity: str, project: str, run_id: str, request: Request, store: Store
 ) -> ApplyOut:
     ref = run_ref(entity, project, run_id)
     body = await request.body()
@@ -115,23 +112,27 @@ async def apply_frame(
     return ApplyOut(applied=result.applied, committed_offset=result.committed_offset)
 
 
-@router.get("/runs/{entity}/{project}/{run_id}/spools/{spool_id}", response_model=OffsetOut)
-def spool_offset(
-    entity: str, project: str, run_id: str, spool_id: str, store: Store, actor: Who
-) -> OffsetOut:
+@router.get(
+    "/runs/{entity}/{project}/{run_id}/spools/{spool_id}",
+    response_model=OffsetOut,
+    openapi_extra=rule("write"),
+)
+def spool_offset(entity: str, project: str, run_id: str, spool_id: str, store: Store) -> OffsetOut:
     return OffsetOut(
         committed_offset=store.committed_offset(run_ref(entity, project, run_id), spool_id)
     )
 
 
-@router.post("/runs/{entity}/{project}/{run_id}/heartbeat", status_code=204)
-def heartbeat(entity: str, project: str, run_id: str, store: Store, actor: Who) -> Response:
+@router.post(
+    "/runs/{entity}/{project}/{run_id}/heartbeat", status_code=204, openapi_extra=rule("write")
+)
+def heartbeat(entity: str, project: str, run_id: str, store: Store) -> Response:
     store.heartbeat(run_ref(entity, project, run_id))
     return Response(status_code=204)
 
 
-@router.get("/runs/{entity}/{project}/{run_id}", response_model=RunOut)
-def get_run(entity: str, project: str, run_id: str, store: Store, actor: Who) -> RunOut:
+@router.get("/runs/{entity}/{project}/{run_id}", response_model=RunOut, openapi_extra=rule("read"))
+def get_run(entity: str, project: str, run_id: str, store: Store) -> RunOut:
     from stemma.errors import NotFound
 
     ref = run_ref(entity, project, run_id)
@@ -141,26 +142,23 @@ def get_run(entity: str, project: str, run_id: str, store: Store, actor: Who) ->
     return RunOut.from_record(record)
 
 
-@router.patch("/runs/{entity}/{project}/{run_id}", status_code=204)
-def update_run(
-    entity: str, project: str, run_id: str, body: RunUpdateIn, store: Store, actor: Who
-) -> Response:
+@router.patch("/runs/{entity}/{project}/{run_id}", status_code=204, openapi_extra=rule("write"))
+def update_run(entity: str, project: str, run_id: str, body: RunUpdateIn, store: Store) -> Response:
     store.update_run(run_ref(entity, project, run_id), body.changes())
     return Response(status_code=204)
 
 
-@router.delete("/runs/{entity}/{project}/{run_id}", status_code=204)
-def delete_run(entity: str, project: str, run_id: str, store: Store, actor: Who) -> Response:
+@router.delete("/runs/{entity}/{project}/{run_id}", status_code=204, openapi_extra=rule("write"))
+def delete_run(entity: str, project: str, run_id: str, store: Store) -> Response:
     store.delete_run(run_ref(entity, project, run_id))
     return Response(status_code=204)
 
 
-@router.get("/projects/{entity}/{project}/runs", response_model=RunPage)
+@router.get("/projects/{entity}/{project}/runs", response_model=RunPage, openapi_extra=rule("read"))
 def list_runs(
     entity: str,
     project: str,
     store: Store,
-    actor: Who,
     order: str = "-created_at",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -177,10 +175,10 @@ def list_runs(
     return RunPage(runs=[RunOut.from_record(r) for r in records])
 
 
-@router.get("/projects/{entity}/{project}/runs/count", response_model=CountOut)
-def count_runs(
-    entity: str, project: str, store: Store, actor: Who, filters: str | None = None
-) -> CountOut:
+@router.get(
+    "/projects/{entity}/{project}/runs/count", response_model=CountOut, openapi_extra=rule("read")
+)
+def count_runs(entity: str, project: str, store: Store, filters: str | None = None) -> CountOut:
     return CountOut(
         count=store.count_runs(
             check_name(entity, "entity"), check_name(project, "project"), _parse_filters(filters)
@@ -205,13 +203,17 @@ def _parse_filters(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-@router.get("/projects", response_model=list[ProjectOut])
-def list_projects(store: Store, actor: Who, entity: str | None = None) -> list[ProjectOut]:
+@router.get("/projects", response_model=list[ProjectOut], openapi_extra=rule("authenticated"))
+def list_projects(store: Store, entity: str | None = None) -> list[ProjectOut]:
     return [ProjectOut(entity=e, name=p, runs=n) for e, p, n in store.list_projects(entity)]
 
 
-@router.get("/runs/{entity}/{project}/{run_id}/history/keys", response_model=KeysOut)
-def history_keys(entity: str, project: str, run_id: str, store: Store, actor: Who) -> KeysOut:
+@router.get(
+    "/runs/{entity}/{project}/{run_id}/history/keys",
+    response_model=KeysOut,
+    openapi_extra=rule("read"),
+)
+def history_keys(entity: str, project: str, run_id: str, store: Store) -> KeysOut:
     return KeysOut(keys=store.history_keys(run_ref(entity, project, run_id)))
 
 
@@ -224,13 +226,13 @@ def history_keys(entity: str, project: str, run_id: str, store: Store, actor: Wh
             "chunk-encoded columns (see stemma.wire.chunks)",
         }
     },
+    openapi_extra=rule("read"),
 )
 def read_history(
     entity: str,
     project: str,
     run_id: str,
     store: Store,
-    actor: Who,
     keys: Annotated[list[str] | None, Query()] = None,
     stream: str = "default",
     samples: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
@@ -271,10 +273,9 @@ def _encode_columns(cols: dict[str, Any]) -> dict[str, list[Any]]:
         }
     },
     summary="The same keys of up to 1,000 runs, downsampled per key when samples is given",
+    openapi_extra=rule("read"),
 )
-def read_histories(
-    entity: str, project: str, body: HistoriesIn, store: Store, actor: Who
-) -> Response:
+def read_histories(entity: str, project: str, body: HistoriesIn, store: Store) -> Response:
     cols = store.read_histories(
         check_name(entity, "entity"),
         check_name(project, "project"),
