@@ -259,6 +259,173 @@ class Backend(abc.ABC):
     ) -> list[dict[str, Any]]:
         """Logical vs physical bytes per project and artifact type."""
 
+    # ------------------------------------------------------------ people and teams
+    # Secrets (passwords, API keys) are returned once, by the call that makes them; the
+    # store keeps only their hashes.
+    @abc.abstractmethod
+    def whoami(self) -> dict[str, Any]:
+        """The caller: ``user``, ``kind`` (user, service_account or local), ``is_admin``,
+        ``entity`` (where its runs go), ``teams`` (team -> role), email, display name."""
+
+    @abc.abstractmethod
+    def has_users(self) -> bool:
+        """Whether the store has any account (with none, a loopback server is local)."""
+
+    @abc.abstractmethod
+    def create_user(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """A person with a personal entity (instance admins only); returns (user, the
+        password, generated when not given). Pending invites for the email are redeemed."""
+
+    def create_user_with_key(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str, str]:
+        """:meth:`create_user`, then a first API key (named ``initial``) for the new
+        user: (user, password, key). A transport that can do both at once overrides it
+        (a local-mode server ends local mode with the first account, so a second call
+        would no longer be the local administrator's)."""
+        user, pw = self.create_user(
+            email,
+            display_name=display_name,
+            username=username,
+            is_admin=is_admin,
+            password=password,
+        )
+        _info, key = self.create_api_key(user["username"], name="initial")
+        return user, pw, key
+
+    @abc.abstractmethod
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every account, service accounts included (instance admins only)."""
+
+    @abc.abstractmethod
+    def set_user_disabled(self, user: str, disabled: bool = True) -> None:
+        """Disable or enable an account by username or email (instance admins only):
+        its keys and sessions stop working; its runs stay."""
+
+    @abc.abstractmethod
+    def set_password(self, user: str, password: str | None = None) -> str:
+        """Set a user's password (one's own, or anyone's as an instance admin); None
+        generates one. Returns the password."""
+
+    @abc.abstractmethod
+    def create_api_key(
+        self, user: str | None = None, name: str | None = None, expires_in: float | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """A new API key for ``user`` (default: the caller; a service account's for its
+        team admins), living ``expires_in`` seconds (None: until revoked); (info, key)."""
+
+    @abc.abstractmethod
+    def list_api_keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        """The keys of ``user`` (default: the caller): prefix, name, created_at,
+        last_used_at, expires_at, revoked. Never the keys themselves."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, prefix: str) -> dict[str, Any]:
+        """Revoke a key by its prefix (or the whole key); returns its info."""
+
+    @abc.abstractmethod
+    def create_team(self, name: str) -> dict[str, Any]:
+        """A team entity; a person creating it becomes its admin."""
+
+    @abc.abstractmethod
+    def list_teams(self) -> list[dict[str, Any]]:
+        """The caller's teams (every team, for instance admins): name, role, members."""
+
+    @abc.abstractmethod
+    def team_members(self, team: str) -> dict[str, Any]:
+        """``{team, members, invites, service_accounts}`` of a team its members may read."""
+
+    @abc.abstractmethod
+    def add_member(self, team: str, email: str, role: str = "member") -> dict[str, Any]:
+        """Add a person (or change their role); an unknown email gets a pending invite
+        (``status`` says which: added, changed, unchanged, invited)."""
+
+    @abc.abstractmethod
+    def remove_member(self, team: str, user: str) -> dict[str, Any]:
+        """Remove a member (their runs stay) or cancel an invite; never the last admin."""
+
+    @abc.abstractmethod
+    def create_service_account(
+        self, team: str, name: str, role: str = "member"
+    ) -> tuple[dict[str, Any], str]:
+        """A team's API-only account ``NAME@TEAM`` (member or viewer) and its first key:
+        (info with ``key_prefix``, key). Its runs go to the team."""
+
+    @abc.abstractmethod
+    def delete_service_account(self, team: str, name: str) -> None:
+        """Disable a service account and revoke its keys (its runs stay attributed)."""
+
+    @abc.abstractmethod
+    def set_project_visibility(self, entity: str, project: str, visibility: str) -> None:
+        """``team`` (every member, per role) or ``private`` (its owner and team admins)."""
+
+    # ------------------------------------------------------------ audit
+    @abc.abstractmethod
+    def audit_log(
+        self,
+        *,
+        entity: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first. ``entity`` scopes to one team (its admins may
+        read it); without it, the whole log (instance admins). ``action`` matches a
+        whole action or a prefix ending in a dot (``team.``); ``before_seq`` pages."""
+
+    @abc.abstractmethod
+    def audit_verify(self) -> dict[str, Any]:
+        """Walk the hash chain (instance admins): ``{ok, checked, first_bad, problem,
+        head}``, ``first_bad`` being the seq of the first entry that does not check out."""
+
+    # ------------------------------------------------------------ promotions
+    @abc.abstractmethod
+    def request_promotion(
+        self, ref: ArtifactRef, alias: str, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Ask for ``alias`` (typically a protected one) to point at ``ref`` (members);
+        recorded in the alias history. Returns the request (``id``, ``state``...)."""
+
+    @abc.abstractmethod
+    def list_promotions(
+        self,
+        entity: str,
+        project: str,
+        name: str | None = None,
+        state: str | None = "pending",
+    ) -> list[dict[str, Any]]:
+        """A project's promotion requests (of artifact ``name``), oldest first; ``state``
+        None for every state."""
+
+    @abc.abstractmethod
+    def decide_promotion(
+        self,
+        request_id: int,
+        approve: bool,
+        comment: str | None = None,
+        project: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Approve (the alias moves now) or reject (a comment is required) a pending
+        request: team admins. ``project`` (entity, name) must be the request's."""
+
     def retry_budget(self, seconds: float) -> AbstractContextManager[None]:
         """Within the block, give up on an unreachable store after ``seconds`` (this
         thread only). The writer uses it: its own loop retries, with the spool safe."""

@@ -147,8 +147,7 @@ class EmbeddedBackend(Backend):
     ) -> list[RunRecord]:
         self._sweep()
         with read_tx(self.engine) as conn:
-            if not self.gate.can(conn, entity, project, Level.READ):
-                return []
+            self._require(conn, entity, project, Level.READ)
             return run_service.list_runs(
                 conn, entity, project, order=order, offset=offset, limit=limit, filters=filters
             )
@@ -157,11 +156,7 @@ class EmbeddedBackend(Backend):
         self, entity: str, project: str, filters: Mapping[str, Any] | None = None
     ) -> int:
         with read_tx(self.engine) as conn:
-            if not self.gate.can(conn, entity, project, Level.READ):
-                from stemma.service.filters import compile_filters
-
-                compile_filters(filters, conn.dialect.name)  # a bad filter is still an error
-                return 0
+            self._require(conn, entity, project, Level.READ)
             return run_service.count_runs(conn, entity, project, filters)
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:
@@ -206,8 +201,7 @@ class EmbeddedBackend(Backend):
     ) -> dict[str, dict[str, Column]]:
         check_history_request(run_ids, samples, keys)
         with read_tx(self.engine) as conn:
-            if not self.gate.can(conn, entity, project, Level.READ):
-                return {}
+            self._require(conn, entity, project, Level.READ)
             pks = run_service.run_pks(conn, entity, project, list(dict.fromkeys(run_ids)))
             by_pk = history_service.read_columns_many(conn, list(pks.values()), keys, stream=stream)
         out: dict[str, dict[str, Column]] = {}
@@ -361,8 +355,7 @@ class EmbeddedBackend(Backend):
         self, entity: str, project: str, type_: str | None = None
     ) -> list[dict[str, Any]]:
         with read_tx(self.engine) as conn:
-            if not self.gate.can(conn, entity, project, Level.READ):
-                return []
+            self._require(conn, entity, project, Level.READ)
             return artifact_service.list_collections(conn, entity, project, type_)
 
     def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:

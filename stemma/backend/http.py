@@ -682,9 +682,264 @@ class HttpBackend(Backend):
         params = {k: v for k, v in (("entity", entity), ("project", project)) if v}
         return list(self._json("GET", "/api/v1/storage", params=params))
 
+    # ------------------------------------------------------------ people and teams
+    def whoami(self) -> dict[str, Any]:
+        from stemma.wire.schemas import WhoAmIOut
+
+        me = WhoAmIOut.model_validate(self._json("GET", "/api/v1/whoami")).model_dump()
+        self._whoami = me
+        return me
+
+    def has_users(self) -> bool:
+        # A server with no accounts runs in local mode (loopback) or refuses to start.
+        return self.whoami()["mode"] != "local"
+
+    def _user_body(
+        self,
+        email: str,
+        display_name: str | None,
+        username: str | None,
+        is_admin: bool,
+        password: str | None,
+        with_key: bool,
+    ) -> dict[str, Any]:
+        from stemma.wire.schemas import CreatedUserOut
+
+        body = {
+            "email": email,
+            "display_name": display_name,
+            "username": username,
+            "admin": is_admin,
+            "password": password,
+            "with_key": with_key,
+        }
+        out = CreatedUserOut.model_validate(self._json("POST", "/api/v1/users", json=body))
+        return {"user": out.user.model_dump(), "password": out.password, "key": out.key}
+
+    def create_user(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        out = self._user_body(email, display_name, username, is_admin, password, False)
+        return out["user"], out["password"]
+
+    def create_user_with_key(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str, str]:
+        """One request: the server makes the user and the key in one go."""
+        out = self._user_body(email, display_name, username, is_admin, password, True)
+        return out["user"], out["password"], str(out["key"])
+
+    def list_users(self) -> list[dict[str, Any]]:
+        from stemma.wire.schemas import UserOut
+
+        return [UserOut.model_validate(u).model_dump() for u in self._json("GET", "/api/v1/users")]
+
+    def set_user_disabled(self, user: str, disabled: bool = True) -> None:
+        self._request("PATCH", f"/api/v1/users/{_path(user)}", json={"disabled": disabled})
+
+    def set_password(self, user: str, password: str | None = None) -> str:
+        out = self._json(
+            "POST", f"/api/v1/users/{_path(user)}/password", json={"password": password}
+        )
+        return str(out["password"])
+
+    def create_api_key(
+        self, user: str | None = None, name: str | None = None, expires_in: float | None = None
+    ) -> tuple[dict[str, Any], str]:
+        from stemma.wire.schemas import CreatedKeyOut
+
+        out = CreatedKeyOut.model_validate(
+            self._json(
+                "POST", "/api/v1/keys", json={"user": user, "name": name, "expires_in": expires_in}
+            )
+        )
+        return out.info.model_dump(), out.key
+
+    def list_api_keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        from stemma.wire.schemas import KeyOut
+
+        params = {"user": user} if user else {}
+        return [
+            KeyOut.model_validate(k).model_dump()
+            for k in self._json("GET", "/api/v1/keys", params=params)
+        ]
+
+    def revoke_api_key(self, prefix: str) -> dict[str, Any]:
+        from stemma.wire.schemas import KeyOut
+
+        return KeyOut.model_validate(
+            self._json("DELETE", f"/api/v1/keys/{_path(prefix)}")
+        ).model_dump()
+
+    def create_team(self, name: str) -> dict[str, Any]:
+        from stemma.wire.schemas import TeamOut
+
+        return TeamOut.model_validate(
+            self._json("POST", "/api/v1/teams", json={"name": name})
+        ).model_dump()
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        from stemma.wire.schemas import TeamOut
+
+        return [TeamOut.model_validate(t).model_dump() for t in self._json("GET", "/api/v1/teams")]
+
+    def team_members(self, team: str) -> dict[str, Any]:
+        from stemma.wire.schemas import TeamDetailOut
+
+        return TeamDetailOut.model_validate(
+            self._json("GET", f"/api/v1/teams/{_path(team)}")
+        ).model_dump()
+
+    def add_member(self, team: str, email: str, role: str = "member") -> dict[str, Any]:
+        from stemma.wire.schemas import MembershipOut
+
+        return MembershipOut.model_validate(
+            self._json("PUT", f"/api/v1/teams/{_path(team, 'members', email)}", json={"role": role})
+        ).model_dump()
+
+    def remove_member(self, team: str, user: str) -> dict[str, Any]:
+        from stemma.wire.schemas import MembershipOut
+
+        return MembershipOut.model_validate(
+            self._json("DELETE", f"/api/v1/teams/{_path(team, 'members', user)}")
+        ).model_dump()
+
+    def create_service_account(
+        self, team: str, name: str, role: str = "member"
+    ) -> tuple[dict[str, Any], str]:
+        from stemma.wire.schemas import CreatedServiceAccountOut
+
+        out = CreatedServiceAccountOut.model_validate(
+            self._json(
+                "POST",
+                f"/api/v1/teams/{_path(team, 'service-accounts')}",
+                json={"name": name, "role": role},
+            )
+        )
+        return {**out.account.model_dump(), "key_prefix": _key_prefix(out.key)}, out.key
+
+    def delete_service_account(self, team: str, name: str) -> None:
+        self._request("DELETE", f"/api/v1/teams/{_path(team, 'service-accounts', name)}")
+
+    def set_project_visibility(self, entity: str, project: str, visibility: str) -> None:
+        self._request(
+            "PUT",
+            f"/api/v1/projects/{_path(entity, project)}/visibility",
+            json={"visibility": visibility},
+        )
+
+    # ------------------------------------------------------------ audit
+    def audit_log(
+        self,
+        *,
+        entity: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """A team's log from ``/teams/T/audit`` (its admins), else the instance's."""
+        from stemma.wire.schemas import AuditEntryOut
+
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (
+            ("actor", actor),
+            ("action", action),
+            ("target", target),
+            ("since", since),
+            ("until", until),
+            ("before_seq", before_seq),
+        ):
+            if value is not None:
+                params[key] = value.isoformat() if isinstance(value, dt.datetime) else value
+        url = "/api/v1/audit" if entity is None else f"/api/v1/teams/{_path(entity)}/audit"
+        return [
+            AuditEntryOut.model_validate(e).model_dump()
+            for e in self._json("GET", url, params=params)
+        ]
+
+    def audit_verify(self) -> dict[str, Any]:
+        from stemma.wire.schemas import AuditVerifyOut
+
+        return AuditVerifyOut.model_validate(self._json("GET", "/api/v1/audit/verify")).model_dump()
+
+    # ------------------------------------------------------------ promotions
+    def request_promotion(
+        self, ref: ArtifactRef, alias: str, comment: str | None = None
+    ) -> dict[str, Any]:
+        from stemma.wire.schemas import PromotionOut
+
+        return PromotionOut.model_validate(
+            self._json(
+                "POST",
+                self._version_path(ref) + "/promotions",
+                json={"alias": alias, "comment": comment},
+            )
+        ).model_dump()
+
+    def list_promotions(
+        self,
+        entity: str,
+        project: str,
+        name: str | None = None,
+        state: str | None = "pending",
+    ) -> list[dict[str, Any]]:
+        from stemma.wire.schemas import PromotionOut
+
+        params = {"state": state or "all", **({"name": name} if name else {})}
+        return [
+            PromotionOut.model_validate(p).model_dump()
+            for p in self._json(
+                "GET", f"/api/v1/projects/{_path(entity, project)}/promotions", params=params
+            )
+        ]
+
+    def decide_promotion(
+        self,
+        request_id: int,
+        approve: bool,
+        comment: str | None = None,
+        project: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        from stemma.wire.schemas import PromotionOut
+
+        if project is None:
+            raise errors.UsageError(
+                f"name the project of promotion request {request_id} (entity, project)",
+                request=request_id,
+            )
+        path = _path(*project, "promotions", str(request_id), "decision")
+        return PromotionOut.model_validate(
+            self._json(
+                "POST",
+                f"/api/v1/projects/{path}",
+                json={"approve": approve, "comment": comment},
+            )
+        ).model_dump()
+
     def close(self) -> None:
         self.client.close()
         self.raw.close()
+
+
+def _key_prefix(key: str) -> str:
+    """The visible part of an API key ``stm_<prefix>_<secret>`` (what ``key ls`` shows)."""
+    return key.split("_")[1] if key.count("_") >= 2 else ""
 
 
 def _file_chunks(fh: Any) -> Any:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from stemma import __version__
 from stemma.backend.embedded import EmbeddedBackend
 from stemma.sdk.capture import current_user
-from stemma.server import errors, pages
+from stemma.server import errors, pages, web
 from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
 from stemma.server.deps import Store, rule
@@ -38,6 +38,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.store = store
     app.state.auth = AuthState(store, settings.bind_host, current_user())
     errors.install(app)
+    web.install(app)
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, blob_limit=settings.max_blob_bytes
     )
@@ -45,6 +46,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(blobs.router)
     app.include_router(artifacts.router)
     app.include_router(access.router)
+    app.include_router(web.router)
     app.include_router(pages.router)
 
     @app.get("/healthz", include_in_schema=False)

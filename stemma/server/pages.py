@@ -1,33 +1,25 @@
-"""Plain HTML pages served until the web UI exists: projects, and each project's runs."""
+"""Plain HTML pages served until the web UI exists: projects, and each project's runs.
+
+They live on :func:`~stemma.server.web.page_router`, which sends anonymous visitors to
+the sign-in page and checks the CSRF token of every form posted with a session.
+"""
 
 from __future__ import annotations
 
 import html
 
-from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from stemma.server.deps import Store
+from stemma.server.web import page, page_router
 from stemma.wire.names import check_name
 
-router = APIRouter(include_in_schema=False)
-
-_STYLE = """<style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:72rem}
-table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;
-text-align:left}@media(prefers-color-scheme:dark){body{background:#111;color:#ddd}
-a{color:#8af}td,th{border-color:#333}}</style>"""
-
-
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset=utf-8><title>"
-        f"{html.escape(title)} · Stemma</title>{_STYLE}</head><body>"
-        f"{body}</body></html>"
-    )
+router = page_router()
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(store: Store) -> HTMLResponse:
+def home(request: Request, store: Store) -> HTMLResponse:
     rows = (
         "".join(
             f"<tr><td><a href='/p/{html.escape(e)}/{html.escape(p)}'>{html.escape(e)}/"
@@ -36,7 +28,8 @@ def home(store: Store) -> HTMLResponse:
         )
         or "<tr><td colspan=2>No projects yet: log a run with stemma.init().</td></tr>"
     )
-    return _page(
+    return page(
+        request,
         "Projects",
         "<h1>Projects</h1><table><tr><th>project</th><th>runs</th>"
         f"</tr>{rows}</table><p><a href='/api/v1/docs'>REST API</a></p>",
@@ -44,7 +37,7 @@ def home(store: Store) -> HTMLResponse:
 
 
 @router.get("/p/{entity}/{project}", response_class=HTMLResponse)
-def project_page(entity: str, project: str, store: Store) -> HTMLResponse:
+def project_page(request: Request, entity: str, project: str, store: Store) -> HTMLResponse:
     ent, proj = check_name(entity, "entity"), check_name(project, "project")
     runs = store.list_runs(ent, proj, limit=500)
     esc = html.escape
@@ -55,7 +48,8 @@ def project_page(entity: str, project: str, store: Store) -> HTMLResponse:
         for r in runs
     )
     title = f"{ent}/{proj}"
-    return _page(
+    return page(
+        request,
         title,
         f"<p><a href='/'>Projects</a></p><h1>{esc(title)}</h1><table><tr>"
         "<th>id</th><th>name</th><th>state</th><th>job type</th><th>group</th>"

@@ -128,14 +128,19 @@ class Gate:
 
     Every backend method asks the gate before touching data; ``require`` raises
     NotFound for what the principal cannot see and PermissionDenied for what it can
-    see but not change.
+    see but not change. Answers are cached for one connection (one transaction) only,
+    so a membership change is seen by the very next call.
     """
 
     def __init__(self, who: Principal) -> None:
         self.who = who
         self._levels: dict[tuple[str, str | None], Level] = {}
+        self._conn: Connection | None = None
 
     def level(self, conn: Connection, entity: str, project: str | None = None) -> Level:
+        if conn is not self._conn:
+            self._levels.clear()
+            self._conn = conn
         key = (entity, project)
         if key not in self._levels:
             self._levels[key] = self._compute(conn, entity, project)
