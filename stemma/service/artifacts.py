@@ -51,7 +51,7 @@ from stemma.storage.models import (
 from stemma.wire.manifest import Manifest, check_entry_path
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactRecord, ArtifactRef, RunRef
-from stemma.wire.values import from_storable, to_storable
+from stemma.wire.values import MAX_SECONDS, from_storable, to_storable
 
 LATEST = "latest"
 DEFAULT_PROTECTED = ["production"]
@@ -564,6 +564,8 @@ def commit_version(
         creator = dict(creator) | {"user": who.name, "os_user": creator.get("user")}
     check_name(name, "artifact")
     check_name(type_, "artifact type")
+    if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_SECONDS:
+        raise UsageError("ttl must be positive and at most 100 years (or None for no expiry)")
     alias_list = [check_alias(a) for a in aliases if a != LATEST]
     for entry in manifest:  # never trust a client's paths: they are written on download
         if check_entry_path(entry.path) != entry.path:
@@ -757,8 +759,8 @@ def update_version(
         values["description"] = changes["description"]
     if "ttl_seconds" in changes:
         ttl = changes["ttl_seconds"]
-        if ttl is not None and ttl <= 0:
-            raise UsageError("ttl must be positive (or None for no expiry)")
+        if ttl is not None and not 0 < ttl <= MAX_SECONDS:
+            raise UsageError("ttl must be positive and at most 100 years (or None for no expiry)")
         owner = (ver.creator or {}).get("user")
         if ttl != ver.ttl_seconds and not is_admin and owner != who.name:
             raise PermissionDenied(

@@ -44,6 +44,7 @@ from stemma.storage.models import (
     web_sessions,
 )
 from stemma.wire.names import check_name
+from stemma.wire.values import MAX_SECONDS
 
 KEY_PREFIX = "stm_"
 _KEY_RE = re.compile(r"stm_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})")
@@ -267,8 +268,8 @@ def create_key(
 ) -> tuple[dict[str, Any], str]:
     """A new API key for ``who`` (default: the caller); returns (info, the key)."""
     row = _key_owner(conn, gate, who)
-    if expires_in is not None and expires_in.total_seconds() <= 0:
-        raise UsageError("a key's lifetime must be positive")
+    if expires_in is not None and not 0 < expires_in.total_seconds() <= MAX_SECONDS:
+        raise UsageError("a key's lifetime must be positive and at most 100 years")
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     now = utcnow()

@@ -28,6 +28,7 @@ from stemma.storage.models import (
 )
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactRef
+from stemma.wire.values import MAX_SECONDS
 
 
 def set_retention(
@@ -42,8 +43,13 @@ def set_retention(
     gate.require(conn, entity, project, Level.ADMIN, f"set retention policies of {project}")
     if keep_last is not None and keep_last < 1:
         raise UsageError("keep_last must be at least 1")
-    if delete_unaliased_older_than is not None and delete_unaliased_older_than <= 0:
-        raise UsageError("delete_unaliased_older_than must be a positive duration")
+    if (
+        delete_unaliased_older_than is not None
+        and not 0 < delete_unaliased_older_than <= MAX_SECONDS
+    ):
+        raise UsageError(
+            "delete_unaliased_older_than must be a positive duration of at most 100 years"
+        )
     if name is not None:
         check_name(name, "artifact")
     pid = ensure_project(conn, entity, project, gate.who)

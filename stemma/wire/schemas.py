@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stemma.wire.manifest import Manifest
 from stemma.wire.records import ArtifactRecord, RunRecord, RunRef
-from stemma.wire.values import from_storable, to_storable
+from stemma.wire.values import MAX_SECONDS, from_storable, to_storable
 
 MSGPACK = "application/x-msgpack"
 
@@ -304,7 +304,7 @@ class ArtifactCommitIn(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     manifest: dict[str, Any]
     aliases: list[str] = Field(default_factory=list)
-    ttl_seconds: float | None = Field(default=None, gt=0)
+    ttl_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     run: RunRefIn | None = None
     creator: dict[str, Any] = Field(default_factory=dict)
 
@@ -359,7 +359,7 @@ class AliasesOut(_Model):
 class RetentionIn(_Model):
     name: str | None = None
     keep_last: int | None = Field(default=None, ge=1)
-    delete_unaliased_older_than: float | None = Field(default=None, gt=0)
+    delete_unaliased_older_than: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
 
 class RetentionOut(_Model):
@@ -368,7 +368,7 @@ class RetentionOut(_Model):
 
 class GcIn(_Model):
     dry_run: bool = False
-    grace_seconds: float = Field(default=3600.0, ge=0)
+    grace_seconds: float = Field(default=3600.0, ge=0, le=MAX_SECONDS)
 
 
 class JsonOut(_Model):
@@ -425,7 +425,9 @@ class KeyIn(_Model):
         default=None, max_length=320, description="username or email; default: the caller"
     )
     name: str | None = Field(default=None, max_length=128)
-    expires_in: float | None = Field(default=None, gt=0, description="lifetime in seconds")
+    expires_in: float | None = Field(
+        default=None, gt=0, le=MAX_SECONDS, description="lifetime in seconds"
+    )
 
 
 class KeyOut(_Model):

@@ -19,6 +19,10 @@ from stemma.errors import InvalidValueError
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
+# Durations users give (TTLs, key lifetimes, retention ages): at most a century, so
+# every date computed from them stays representable.
+MAX_SECONDS = 100 * 365 * 86400
+
 
 def _float_tag(x: float) -> dict[str, str]:
     if math.isnan(x):
