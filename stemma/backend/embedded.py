@@ -550,6 +550,31 @@ class EmbeddedBackend(Backend):
                 password=password,
             )
 
+    def create_user_with_key(
+        self,
+        email: str,
+        *,
+        display_name: str | None = None,
+        username: str | None = None,
+        is_admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[dict[str, Any], str, str]:
+        """The user and a first key in one transaction: both or neither."""
+        with self._audited_tx() as conn:
+            user, pw = identity_service.create_user(
+                conn,
+                self.gate,
+                email,
+                display_name=display_name,
+                username=username,
+                is_admin=is_admin,
+                password=password,
+            )
+            _info, key = identity_service.create_key(
+                conn, self.gate, user["username"], name="initial"
+            )
+        return user, pw, key
+
     def login(
         self, email: str, password: str, source: str | None = None
     ) -> tuple[str, str, Principal]:

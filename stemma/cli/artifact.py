@@ -1,4 +1,5 @@
-"""``stemma artifact ...``: list, fetch, upload, alias, diff, trace and delete versions."""
+"""``stemma artifact ...``: list, fetch, upload, alias, promote, diff, trace and delete
+versions."""
 
 from __future__ import annotations
 
@@ -221,15 +222,17 @@ def artifact_alias_history(path: str, at: str | None) -> None:
         return
     rows = api.alias_history(name, alias or None)
     table = Table(title=f"alias history of {path}")
-    for col in ("time", "alias", "from", "to", "by"):
+    for col in ("time", "alias", "event", "from", "to", "by", "comment"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             _time(r["at"]),
             r["alias"],
+            r.get("event") or "move",
             "" if r["from_version"] is None else f"v{r['from_version']}",
             "(removed)" if r["to_version"] is None else f"v{r['to_version']}",
             r["actor"] or "",
+            r.get("comment") or "",
         )
     _console().print(table)
 
@@ -445,3 +448,122 @@ def artifact_retention(
         if p["delete_unaliased_older_than"] is not None:
             parts.append(f"delete unaliased older than {p['delete_unaliased_older_than']:.0f}s")
         click.echo(f"{entity}/{proj}/{p['name'] or '*'}: {'; '.join(parts)}")
+
+
+# ------------------------------------------------------------------ promotions
+
+
+@artifact_group.command("promote")
+@click.argument("path", metavar="[ENTITY/PROJECT/]NAME:vN")
+@click.argument("alias")
+@click.option(
+    "--request",
+    "as_request",
+    is_flag=True,
+    help="File a promotion request for a team admin to approve, instead of moving it.",
+)
+@click.option("--comment", help="Why (kept with the request and in the alias history).")
+@handle_errors
+def artifact_promote(path: str, alias: str, as_request: bool, comment: str | None) -> None:
+    """Point ALIAS at a version, or (--request) ask a team admin to.
+
+    Without --request the alias moves now, which needs the rights to move it: team
+    admins for a protected alias (see `stemma artifact protect`), members otherwise.
+    With --request a pending request is filed and its id printed; an admin decides it
+    with `stemma artifact approve` or `reject`. Both land in `alias-history`.
+    """
+    art = _api().artifact(path)
+    backend = art._backend
+    if as_request:
+        req = backend.request_promotion(art.ref, alias, comment)
+        project = "/".join(req["artifact"].split("/")[:2])
+        click.echo(
+            f"promotion request {req['id']}: move {alias!r} of {req['artifact']} to "
+            f"{req['version']} (pending)"
+        )
+        click.echo(f"a team admin decides it: stemma artifact approve {project} {req['id']}")
+        return
+    if comment is not None:
+        raise click.UsageError(
+            "--comment is kept with a promotion request (--request); a direct move has none"
+        )
+    if alias in art.aliases:
+        click.echo(f"{art.qualified_name} already holds {alias!r}")
+        return
+    record = backend.update_artifact(art.ref, {"aliases": [*art.aliases, alias]})
+    click.echo(f"{record.ref.path}: {alias!r} moved here; aliases {', '.join(record.aliases)}")
+
+
+def _project_of(project: str) -> tuple[Any, str, str]:
+    api = _api()
+    entity, proj = api._split(project, 2)
+    return api._backend, entity, proj
+
+
+@artifact_group.command("requests")
+@click.argument("project", metavar="[ENTITY/]PROJECT")
+@click.option("--name", help="Only requests for this artifact.")
+@click.option("--all", "show_all", is_flag=True, help="Decided requests too, not only pending.")
+@handle_errors
+def artifact_requests(project: str, name: str | None, show_all: bool) -> None:
+    """List the promotion requests of PROJECT (pending ones unless --all)."""
+    from rich.table import Table
+
+    backend, entity, proj = _project_of(project)
+    rows = backend.list_promotions(entity, proj, name, None if show_all else "pending")
+    if not rows:
+        click.echo(f"no {'' if show_all else 'pending '}promotion requests in {entity}/{proj}")
+        return
+    table = Table(title=f"promotion requests in {entity}/{proj}")
+    for col in ("id", "artifact", "alias", "to", "by", "requested", "comment", "state"):
+        table.add_column(col)
+    if show_all:
+        for col in ("decided by", "decision comment"):
+            table.add_column(col)
+    for r in rows:
+        cells = [
+            str(r["id"]),
+            r["artifact"].split("/", 2)[2],
+            r["alias"],
+            r["version"],
+            r["requested_by"],
+            _time(r["requested_at"]),
+            r["comment"] or "",
+            r["state"],
+        ]
+        if show_all:
+            cells += [r["decided_by"] or "", r["decision_comment"] or ""]
+        table.add_row(*cells)
+    _console().print(table)
+
+
+def _decide(project: str, request_id: int, approve: bool, comment: str | None) -> None:
+    backend, entity, proj = _project_of(project)
+    req = backend.decide_promotion(request_id, approve, comment, (entity, proj))
+    if approve:
+        click.echo(
+            f"approved request {req['id']}: {req['alias']!r} of {req['artifact']} now "
+            f"points to {req['version']}"
+        )
+    else:
+        click.echo(f"rejected request {req['id']} ({req['alias']!r} -> {req['version']})")
+
+
+@artifact_group.command("approve")
+@click.argument("project", metavar="[ENTITY/]PROJECT")
+@click.argument("request_id", metavar="ID", type=int)
+@click.option("--comment", help="A note kept with the decision.")
+@handle_errors
+def artifact_approve(project: str, request_id: int, comment: str | None) -> None:
+    """Approve promotion request ID of PROJECT (team admins): the alias moves now."""
+    _decide(project, request_id, True, comment)
+
+
+@artifact_group.command("reject")
+@click.argument("project", metavar="[ENTITY/]PROJECT")
+@click.argument("request_id", metavar="ID", type=int)
+@click.option("--comment", required=True, help="Why (required).")
+@handle_errors
+def artifact_reject(project: str, request_id: int, comment: str) -> None:
+    """Reject promotion request ID of PROJECT (team admins), saying why."""
+    _decide(project, request_id, False, comment)

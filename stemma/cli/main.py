@@ -6,12 +6,17 @@ import click
 
 from stemma import __version__
 from stemma.cli.artifact import artifact_group
+from stemma.cli.audit import audit_group
 from stemma.cli.db import db_group
 from stemma.cli.demo import demo_cmd
+from stemma.cli.project import project_group
 from stemma.cli.runs import runs_group
 from stemma.cli.server import login_cmd, server_cmd
+from stemma.cli.service_account import service_account_group
 from stemma.cli.storage import cache_group, gc_cmd, storage_cmd
 from stemma.cli.sync import sync_cmd
+from stemma.cli.team import team_group
+from stemma.cli.user import key_group, user_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +38,12 @@ cli.add_command(storage_cmd)
 cli.add_command(cache_group)
 cli.add_command(server_cmd)
 cli.add_command(login_cmd)
+cli.add_command(user_group)
+cli.add_command(key_group)
+cli.add_command(team_group)
+cli.add_command(service_account_group)
+cli.add_command(project_group)
+cli.add_command(audit_group)
 
 
 def main() -> None:

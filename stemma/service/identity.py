@@ -356,7 +356,7 @@ def revoke_key(conn: Connection, gate: Gate, prefix: str) -> dict[str, Any]:
     owner = conn.execute(select(users).where(users.c.id == key.user_id)).one()
     try:
         _key_owner(conn, gate, owner.username)
-    except Exception:
+    except (NotFound, PermissionDenied, UsageError):
         raise NotFound(f"no API key with prefix {prefix!r}", prefix=prefix[:16]) from None
     if key.revoked_at is None:
         conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(revoked_at=utcnow()))
@@ -572,7 +572,7 @@ def create_team(conn: Connection, gate: Gate, name: str) -> dict[str, Any]:
             )
         )
     audit.append(conn, gate.who, "team.create", name, entity=name)
-    return {"name": name, "role": "admin"}
+    return {"name": name, "role": "admin" if gate.who.user_id is not None else "instance-admin"}
 
 
 def _team(conn: Connection, gate: Gate, team: str, needed: Level, action: str) -> Any:
@@ -585,7 +585,8 @@ def _team(conn: Connection, gate: Gate, team: str, needed: Level, action: str) -
 
 
 def list_teams(conn: Connection, gate: Gate) -> list[dict[str, Any]]:
-    """The teams the caller belongs to (every team, for admins), with member counts."""
+    """The teams the caller belongs to, with its role and member counts (instance
+    admins see every team; ``instance-admin`` where they are not members)."""
     counts = (
         select(memberships.c.entity_id, func.count().label("n"))
         .group_by(memberships.c.entity_id)
@@ -597,24 +598,24 @@ def list_teams(conn: Connection, gate: Gate) -> list[dict[str, Any]]:
         .where(entities.c.kind == "team")
     )
     role_of: dict[int, str] = {}
+    if gate.who.user_id is not None and gate.who.kind == "user":
+        role_of = dict(
+            conn.execute(
+                select(memberships.c.entity_id, memberships.c.role).where(
+                    memberships.c.user_id == gate.who.user_id
+                )
+            ).all()
+        )
+    if gate.who.kind == "service_account":
+        role_of = {gate.who.team_id: gate.who.team_role or ""}  # type: ignore[dict-item]
     if not gate.who.is_admin:
-        if gate.who.kind == "service_account":
-            role_of = {gate.who.team_id: gate.who.team_role or ""}  # type: ignore[dict-item]
-        else:
-            role_of = dict(
-                conn.execute(
-                    select(memberships.c.entity_id, memberships.c.role).where(
-                        memberships.c.user_id == gate.who.user_id
-                    )
-                ).all()
-            )
         q = q.where(entities.c.id.in_(list(role_of)))
     rows = conn.execute(q.add_columns(entities.c.id).order_by(entities.c.name)).all()
     return [
         {
             "name": r.name,
             "members": int(r.n),
-            "role": "admin" if gate.who.is_admin else role_of.get(r.id),
+            "role": role_of.get(r.id) or ("instance-admin" if gate.who.is_admin else None),
             "created_at": _aware(r.created_at),
         }
         for r in rows
