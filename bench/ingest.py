@@ -13,6 +13,9 @@ Setups:
 - ``stemma-pg``: two ``stemma server`` replicas over one throwaway PostgreSQL cluster and one
   shared blob directory; half of the clients talk to each replica, and each run is read back
   through the *other* replica.
+- ``stemma-pg-auth``: as ``stemma-pg``, but the store has accounts, so every request is
+  authenticated: the clients log into team ``bench`` with a service account's API key (each
+  frame checks the key and the account's role, with no cache), the reader uses an admin key.
 - ``mlflow``: ``mlflow server`` over SQLite; clients use ``MlflowClient.log_batch`` with 100
   steps (1,000 metrics) per call, MLflow's fastest client path. Capped (2,000 steps per client
   by default) because the full workload would take far longer than the others.
@@ -75,10 +78,11 @@ MLFLOW_BATCH_STEPS = 100  # steps per log_batch call: 1,000 metrics, MLflow's pe
 MLFLOW_STEP_CAP = 2_000
 TARGET_RATIO = 20.0  # Stemma's sustained ingest must be at least this many times MLflow's
 
-SETUPS = ("stemma-sqlite", "stemma-pg", "mlflow")
+SETUPS = ("stemma-sqlite", "stemma-pg", "stemma-pg-auth", "mlflow")
 LABELS = {
     "stemma-sqlite": "stemma, 1 server, SQLite",
     "stemma-pg": "stemma, 2 replicas, PostgreSQL",
+    "stemma-pg-auth": "stemma, 2 replicas, PostgreSQL, API keys",
     "mlflow": f"mlflow server, SQLite, log_batch/{MLFLOW_BATCH_STEPS}",
 }
 
@@ -645,7 +649,7 @@ def summarize(
         p99_ms=percentile(lat, 0.99) * 1e3,
         batches=len(lat),
         server_cpu_s=cpu["server"],
-        db_cpu_s=cpu["db"] if setup == "stemma-pg" else None,
+        db_cpu_s=cpu["db"] if setup.startswith("stemma-pg") else None,
         machine_busy_s=cpu["machine_busy"],
         cpu_window_s=cpu["window"],
         cpu_detail={k: cpu[k] for k in ("machine", "top_processes")},
@@ -673,7 +677,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[k]
 
 
-def stemma_env(base_url: str, client_dir: Path) -> dict[str, str]:
+def stemma_env(base_url: str, client_dir: Path, api_key: str | None = None) -> dict[str, str]:
     """A client's environment: nothing inherited that could redirect it, its own STEMMA_DIR."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STEMMA_", "MLFLOW_"))}
     env.update(
@@ -682,18 +686,25 @@ def stemma_env(base_url: str, client_dir: Path) -> dict[str, str]:
         STEMMA_SILENT="1",
         STEMMA_SYSTEM_METRICS="false",
     )
+    if api_key:
+        env["STEMMA_API_KEY"] = api_key
     return env
 
 
 def verify_stemma(
-    urls: Sequence[str], ready: list[dict[str, Any]], steps: int, work: Path
+    urls: Sequence[str],
+    ready: list[dict[str, Any]],
+    steps: int,
+    work: Path,
+    api_key: str | None = None,
 ) -> tuple[int, int, list[str]]:
     """Count every run's rows through ``stemma.Api()`` against the server, outside the timed
     region. Run ``i`` is read through ``urls[(i + 1) % len(urls)]``: with two replicas, each
     run is read through the replica its client did not write to."""
     import stemma
 
-    apis = [stemma.Api({"base_url": u, "dir": work / "reader"}) for u in urls]
+    extra = {"api_key": api_key} if api_key else {}
+    apis = [stemma.Api({"base_url": u, "dir": work / "reader", **extra}) for u in urls]
     found = 0
     problems: list[str] = []
     want_last = make_row(steps - 1)
@@ -746,6 +757,24 @@ def verify_mlflow(url: str, ready: list[dict[str, Any]], steps: int) -> tuple[in
     return len(ready) * steps * POINTS_PER_STEP, found, problems
 
 
+def make_bench_accounts(store: Path, db_url: str | None) -> tuple[str, str]:
+    """An instance admin and team ``bench`` with service account ``ingest`` (a member),
+    made straight in the store as ``stemma user create`` does: (client key, reader key)."""
+    from stemma.backend.embedded import EmbeddedBackend
+    from stemma.settings import Settings
+
+    backend = EmbeddedBackend(
+        Settings(dir=store, database_url=db_url, silent=True, system_metrics=False)
+    )
+    try:
+        _user, _pw, admin_key = backend.create_user_with_key("bench@example.com", is_admin=True)
+        backend.create_team("bench")
+        _info, client_key = backend.create_service_account("bench", "ingest", "member")
+    finally:
+        backend.close()
+    return client_key, admin_key
+
+
 def bench_stemma(
     setup: str, n_clients: int, steps: int, timeout: float, stack: contextlib.ExitStack
 ) -> Result:
@@ -759,11 +788,14 @@ def bench_stemma(
     store = work / "server-store"  # the servers' STEMMA_DIR (blobs; SQLite db for sqlite)
     db_url = None
     pg: PgCluster | None = None
-    if setup == "stemma-pg":
+    if setup.startswith("stemma-pg"):
         pg = PgCluster()
         stack.callback(pg.stop)
         pg.start()
         db_url = pg.url()
+    client_key = reader_key = None
+    if setup.endswith("-auth"):
+        client_key, reader_key = make_bench_accounts(store, db_url)
     servers = []
     for _ in range(2 if pg else 1):  # one after the other: the first creates the schema
         srv = ServerProcess(store, database_url=db_url)
@@ -774,14 +806,15 @@ def bench_stemma(
     procs: list[subprocess.Popen[bytes]] = []
     stack.callback(kill_all, procs)
     envs = [
-        stemma_env(urls[i % len(urls)], work / f"client-{i}" / "stemma") for i in range(n_clients)
+        stemma_env(urls[i % len(urls)], work / f"client-{i}" / "stemma", client_key)
+        for i in range(n_clients)
     ]
     pids = [s.proc.pid for s in servers if s.proc is not None]
     db_pids = [pg.postmaster_pid()] if pg is not None else []
     ready, results, t_go, cpu, problems = run_clients(
         "stemma", n_clients, steps, work, envs, pids, timeout, procs, db_pids=db_pids
     )
-    rows = verify_stemma(urls, ready, steps, work)
+    rows = verify_stemma(urls, ready, steps, work, reader_key)
     problems += server_log_problems([s.log_path for s in servers])
     if pg is not None:
         problems += [f"postgresql: {ln}" for ln in pg.problems()]
@@ -892,7 +925,16 @@ def verdicts(results: Sequence[Result]) -> list[tuple[str, bool]]:
     by = {r.setup: r for r in results}
     out: list[tuple[str, bool]] = []
     m = by.get("mlflow")
-    for setup in ("stemma-sqlite", "stemma-pg"):
+    if "stemma-pg" in by and "stemma-pg-auth" in by:
+        cost = 1 - by["stemma-pg-auth"].points_per_s / by["stemma-pg"].points_per_s
+        out.append(
+            (
+                f"authentication costs {cost:.0%} of PostgreSQL ingest throughput "
+                "(a key and a role check on every frame), target <= 15%",
+                cost <= 0.15,
+            )
+        )
+    for setup in ("stemma-sqlite", "stemma-pg", "stemma-pg-auth"):
         s = by.get(setup)
         if s is None:
             continue
