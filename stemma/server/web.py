@@ -8,7 +8,7 @@
   store (429 with Retry-After).
 * ``POST /logout``: ends the session (form field ``csrf_token`` required).
 * :func:`page_router`: the router every HTML page lives on. Its one dependency,
-  :func:`page_guard`, sends anonymous visitors to ``/login?next=...`` (303) instead of
+  :func:`page_checks`, sends anonymous visitors to ``/login?next=...`` (303) instead of
   answering JSON 401, and refuses unsafe requests (POST, PUT, PATCH, DELETE) made with
   the session cookie unless the form carries the session's ``csrf_token``
   (:func:`csrf_field` writes it into a form). A page cannot forget either check.
@@ -144,10 +144,10 @@ def _secure(request: Request) -> bool:
 
 
 def page_guard(request: Request) -> Principal:
-    """Signed in, or off to /login; and a session's unsafe requests carry its token.
+    """The signed-in principal, or :class:`LoginRequired` (a redirect to /login).
 
-    Async work (reading the form) happens in :func:`_check_form_csrf`; this part only
-    authenticates, so that the redirect also covers GET pages.
+    :func:`page_checks` builds on it; the form's token is checked there (reading the
+    form is async).
     """
     try:
         return authenticate(request)
@@ -155,9 +155,11 @@ def page_guard(request: Request) -> Principal:
         raise LoginRequired(exc.message) from None
 
 
-async def _check_form_csrf(
+async def page_checks(
     request: Request, who: Annotated[Principal, Depends(page_guard)]
 ) -> Principal:
+    """Signed in (:func:`page_guard`), and an unsafe request made with the session cookie
+    carries the session's token in the form field ``csrf_token`` (else a 403 page)."""
     if request.method in SAFE_METHODS:
         return who
     kind = getattr(request.state, "auth_kind", None)
@@ -172,8 +174,8 @@ async def _check_form_csrf(
 
 
 def page_router(**kwargs: Any) -> APIRouter:
-    """The router for HTML pages: off the API schema, behind :func:`page_guard`."""
-    deps = [Depends(_check_form_csrf), *kwargs.pop("dependencies", ())]
+    """The router for HTML pages: off the API schema, behind :func:`page_checks`."""
+    deps = [Depends(page_checks), *kwargs.pop("dependencies", ())]
     return APIRouter(include_in_schema=False, dependencies=deps, **kwargs)
 
 
