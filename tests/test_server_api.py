@@ -23,7 +23,9 @@ from stemma.wire.history import encode_rows
 def client(store_dir: Path) -> TestClient:
     settings = ServerSettings.from_env(max_body_bytes=256 * 1024, bind_host="127.0.0.1")
     settings.max_blob_bytes = 1 << 20
-    return TestClient(create_app(settings), raise_server_exceptions=False)
+    return TestClient(
+        create_app(settings), base_url="http://127.0.0.1", raise_server_exceptions=False
+    )
 
 
 def _error(resp: Any, status: int, code: str) -> dict[str, Any]:

@@ -69,3 +69,24 @@ def test_local_mode_ends_with_the_first_account(store_dir: Path) -> None:
         assert httpx.get(f"{server.url}/api/v1/whoami").status_code == 401
         me = httpx.get(f"{server.url}/api/v1/whoami", headers={"authorization": f"Bearer {key}"})
         assert me.json()["user"] == "first" and me.json()["mode"] == "auth"
+
+
+def test_local_mode_answers_to_localhost_only(store_dir: Path) -> None:
+    """No DNS rebinding (a foreign Host) and no cross-site writes from a browser."""
+    with ServerProcess(store_dir, database_url=os.environ.get("STEMMA_DATABASE_URL")) as server:
+        assert httpx.get(f"{server.url}/api/v1/whoami").status_code == 200
+        rebound = httpx.get(f"{server.url}/api/v1/whoami", headers={"host": "evil.example"})
+        assert rebound.status_code == 403
+        assert "answers to localhost only" in rebound.json()["message"]
+        forged = httpx.post(
+            f"{server.url}/api/v1/teams",
+            json={"name": "forged"},
+            headers={"sec-fetch-site": "cross-site"},
+        )
+        assert forged.status_code == 403
+        own = httpx.post(
+            f"{server.url}/api/v1/teams",
+            json={"name": "mine"},
+            headers={"sec-fetch-site": "same-origin"},
+        )
+        assert own.status_code == 201

@@ -101,6 +101,22 @@ def authenticate(request: Request) -> Principal:
     return who
 
 
+def _check_local_request(request: Request) -> None:
+    """Local mode trusts whoever reaches loopback, so it must be loopback that is asked:
+    a Host that is not a loopback name (DNS rebinding) and a browser's state-changing
+    request sent by another site (cross-site request forgery) are refused."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+    if host and not is_loopback(host):
+        raise PermissionDenied(
+            f"a local-mode server answers to localhost only, not to Host {host[:100]!r}"
+        )
+    if request.method not in SAFE_METHODS and request.headers.get("sec-fetch-site") in (
+        "cross-site",
+        "same-site",
+    ):
+        raise PermissionDenied("requests from other sites are refused in local mode")
+
+
 def _from_session(request: Request, store: Any, source: str | None) -> tuple[Principal, str]:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
@@ -119,6 +135,7 @@ def _from_session(request: Request, store: Any, source: str | None) -> tuple[Pri
             return who, who.name
     state: AuthState = request.app.state.auth
     if state.local_mode():
+        _check_local_request(request)
         request.state.auth_kind = "local"
         return Principal.local(state.local_user, source), state.local_user
     raise Unauthenticated(
