@@ -22,7 +22,8 @@ from stemma.wire.records import RunRef
 from stemma.wire.values import to_storable
 
 ENTITY, PROJECT = "ent", "filt"
-N_RUNS = 300
+N_RUNS = 300  # the runs most tests log
+N_TABLE_RUNS = 2000  # the runs the filter table is checked on
 BASE = 1_750_000_000  # 2025-06-15, a whole second: created_at boundaries are exact
 MISSING: Any = object()
 STATES = ["finished", "failed", "crashed", "running"]
@@ -32,7 +33,7 @@ TAGS = ["baseline", "sweep", "prod", "a'b", "x y"]
 def _make_runs(seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
-    for i in range(N_RUNS):
+    for i in range(N_TABLE_RUNS):
         config: dict[str, Any] = {
             "lr": rng.choice([0.1, 0.01, 0.001, 1e-4, 1, 0.05]),
             "flag": rng.choice([True, False]),
@@ -74,7 +75,8 @@ def _make_runs(seed: int = 7) -> list[dict[str, Any]]:
     return out
 
 
-RUNS = _make_runs()
+TABLE_RUNS = _make_runs()
+RUNS = TABLE_RUNS[:N_RUNS]
 
 
 def _log(backend: Backend, runs: list[dict[str, Any]], project: str = PROJECT) -> None:
@@ -284,18 +286,21 @@ CASES: list[dict[str, Any]] = [
 ]
 
 
-def test_filter_cases_match_brute_force(backend: Backend) -> None:
+def test_filter_cases_match_brute_force() -> None:
+    """The whole table over 2,000 runs, each case against a brute-force evaluation."""
     assert len(CASES) >= 25
+    backend = get_backend(Settings.from_env())
+    _log(backend, TABLE_RUNS, "table")
     api = stemma.Api()
-    assert len(api.runs(f"{ENTITY}/{PROJECT}")) == N_RUNS
+    assert len(api.runs(f"{ENTITY}/table")) == N_TABLE_RUNS
     for doc in CASES:
-        expected = sorted(r["run_id"] for r in RUNS if brute(r, doc))
-        got = sorted(r.run_id for r in backend.list_runs(ENTITY, PROJECT, limit=None, filters=doc))
+        expected = sorted(r["run_id"] for r in TABLE_RUNS if brute(r, doc))
+        got = sorted(r.run_id for r in backend.list_runs(ENTITY, "table", limit=None, filters=doc))
         assert got == expected, doc
-        assert backend.count_runs(ENTITY, PROJECT, doc) == len(expected), doc
+        assert backend.count_runs(ENTITY, "table", doc) == len(expected), doc
     # the cases are not vacuous: each matches some runs and misses others, mostly
-    sizes = [sum(brute(r, doc) for r in RUNS) for doc in CASES]
-    assert sum(0 < n < N_RUNS for n in sizes) >= len(CASES) - 3
+    sizes = [sum(brute(r, doc) for r in TABLE_RUNS) for doc in CASES]
+    assert sum(0 < n < N_TABLE_RUNS for n in sizes) >= len(CASES) - 3
 
 
 def test_api_runs_with_filters_and_len(backend: Backend) -> None:
@@ -471,3 +476,34 @@ def test_keys_and_values_are_bound_never_in_the_sql_text() -> None:
             sql = str(select(runs.c.id).where(compile_filters(doc, name)).compile(dialect=dialect))
             for bad in ("DROP", "1=1", "OR '", "']'", "x')"):
                 assert bad not in sql, (doc, sql)
+
+
+@pytest.mark.parametrize("per_page", [1, 7, "exact", "exact+1"])
+def test_pagination_boundaries_and_slices(backend: Backend, per_page: int | str) -> None:
+    """Iteration by pages and slicing fetch exactly the runs a list would hold, at every
+    page size: one, a prime, exactly the result size, and one more."""
+    doc = {"$and": [{"config.flag": True}, {"state": "failed"}]}
+    n = sum(brute(r, doc) for r in RUNS)
+    assert 10 < n < 200
+    size = n if per_page == "exact" else n + 1 if per_page == "exact+1" else int(per_page)
+    runs = stemma.Api().runs(
+        f"{ENTITY}/{PROJECT}", filters=doc, order="-summary_metrics.epoch", per_page=size
+    )
+    everything = [r.id for r in runs]
+    assert len(everything) == len(set(everything)) == len(runs) == n
+    for sl in (
+        slice(None, 3),
+        slice(2, 9),
+        slice(size - 1, size + 2),
+        slice(-3, None),
+        slice(None, None, 5),
+        slice(9, 2, -2),
+        slice(None, None, -1),
+        slice(n + 5, None),
+        slice(0, 0),
+        slice(-n - 10, 4),
+    ):
+        assert [r.id for r in runs[sl]] == everything[sl], sl
+    assert runs[-1].id == everything[-1] and runs[0].id == everything[0]
+    with pytest.raises(IndexError):
+        runs[n]

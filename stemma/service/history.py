@@ -7,12 +7,11 @@ by encoding speed, not by per-point INSERTs.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from array import array
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, case, insert, select, update
 
 from stemma.storage.models import history_chunks
 from stemma.wire import chunks
@@ -35,6 +34,33 @@ def _batch_columns(batch: dict[str, Any], stream: str) -> dict[str, Column]:
     return out
 
 
+SUMMARY_BUCKETS = 64
+
+
+def chunk_summary(col: Column) -> bytes | None:
+    """The extremes of a full numeric chunk (see ``history_chunks.summary``).
+
+    Computed once, when the chunk fills; numpy is imported then, not on every batch.
+    """
+    if col.kind == PACKED or len(col) < chunks.CHUNK_POINTS:
+        return None
+    import numpy as np
+
+    dtype = "<f8" if col.kind == chunks.FLOAT64 else "<i8"
+    vals = np.frombuffer(chunks.encode_values(col.kind, col.values), dtype=dtype)
+    steps = np.asarray(col.steps, dtype="<i8")
+    picks = _min_max_picks(vals.astype("f8", copy=False), SUMMARY_BUCKETS)
+    return steps[picks].tobytes() + vals[picks].tobytes()
+
+
+def _decode_summary(kind: str, blob: bytes) -> tuple[Any, Any]:
+    import numpy as np
+
+    half = len(blob) // 2
+    dtype = "<f8" if kind == chunks.FLOAT64 else "<i8"
+    return np.frombuffer(blob[:half], dtype="<i8"), np.frombuffer(blob[half:], dtype=dtype)
+
+
 def _chunk_row(run_pk: int, key: str, col: Column) -> dict[str, Any]:
     vmin, vmax = chunks.value_range(col.kind, col.values)
     return {
@@ -49,6 +75,7 @@ def _chunk_row(run_pk: int, key: str, col: Column) -> dict[str, Any]:
         "is_open": len(col) < chunks.CHUNK_POINTS,
         "steps": chunks.encode_steps(col.steps),
         "vals": chunks.encode_values(col.kind, col.values),
+        "summary": chunk_summary(col),
     }
 
 
@@ -164,8 +191,15 @@ def _assemble(
             kind, steps, values = pieces[0]
             if len(pieces) > 1:
                 steps = np.concatenate([p[1] for p in pieces])
-                for k2, _s, v2 in pieces[1:]:
-                    kind, values = chunks.concat_values(kind, values, k2, v2)
+                kinds = {p[0] for p in pieces}
+                if len(kinds) == 1 and kind != chunks.PACKED:  # one copy, not one per chunk
+                    values = np.concatenate([p[2] for p in pieces])
+                elif kinds == {chunks.FLOAT64, chunks.INT64}:
+                    kind = chunks.FLOAT64
+                    values = np.concatenate([np.asarray(p[2], dtype="f8") for p in pieces])
+                else:
+                    for k2, _s, v2 in pieces[1:]:
+                        kind, values = chunks.concat_values(kind, values, k2, v2)
             col = Column(kind, steps, values)
             if min_step is not None or max_step is not None:
                 lo = 0 if min_step is None else int(np.searchsorted(steps, min_step, "left"))
@@ -215,6 +249,146 @@ def read_columns_many(
     return out
 
 
+def read_sampled_many(
+    conn: Connection,
+    run_pks: list[int],
+    keys: list[str] | None,
+    samples: int,
+    *,
+    stream: str = "default",
+) -> dict[int, dict[str, Column]]:
+    """Keys of runs downsampled to ``samples`` points each, reading the summaries of
+    full chunks instead of their points where that is enough (a key much longer than
+    the sample); other keys are read whole and downsampled as usual."""
+    import numpy as np
+
+    c = history_chunks.c
+    meta_q = select(c.id, c.run_pk, c.key, c.kind, c.n, c.summary.is_not(None).label("has"))
+    if keys is not None:
+        meta_q = meta_q.where(c.key.in_(keys))
+    elif stream == "system":
+        meta_q = meta_q.where(c.key.startswith(SYSTEM_PREFIX))
+    else:
+        meta_q = meta_q.where(~c.key.startswith(SYSTEM_PREFIX))
+    out: dict[int, dict[str, Column]] = {}
+    for i in range(0, len(run_pks), 500):
+        group = run_pks[i : i + 500]
+        meta = conn.execute(
+            meta_q.where(c.run_pk.in_(group)).order_by(c.run_pk, c.key, c.first_step)
+        ).all()
+        per_key: dict[tuple[int, str], list[Any]] = {}
+        for m in meta:
+            per_key.setdefault((m.run_pk, m.key), []).append(m)
+        summarized: list[tuple[int, str]] = []
+        whole: list[tuple[int, str]] = []
+        for ident, parts in per_key.items():
+            total = sum(p.n for p in parts)
+            candidates = sum(2 * SUMMARY_BUCKETS + 2 if p.has else p.n for p in parts)
+            use = (
+                all(p.kind != PACKED for p in parts)
+                and candidates >= 2 * samples
+                and total > 4 * candidates
+            )
+            (summarized if use else whole).append(ident)
+        batch: list[int] = []
+        for n, ident in enumerate(whole):  # whole keys, a few thousand chunks per query
+            batch.extend(p.id for p in per_key[ident])
+            if len(batch) < 5000 and n + 1 < len(whole):
+                continue
+            q = select(c.run_pk, c.key, c.kind, c.steps, c.vals).where(c.id.in_(batch))
+            got = _assemble(conn.execute(q.order_by(c.run_pk, c.key, c.first_step)), None, None)
+            for run_pk, cols in got.items():
+                for key, col in cols.items():
+                    out.setdefault(run_pk, {})[key] = downsample(col, samples)
+            batch = []
+        if summarized:
+            wanted = {p.id for ident in summarized for p in per_key[ident]}
+            rows = conn.execute(
+                select(
+                    c.id,
+                    c.run_pk,
+                    c.key,
+                    c.kind,
+                    c.summary,
+                    case((c.summary.is_(None), c.steps), else_=None).label("steps"),
+                    case((c.summary.is_(None), c.vals), else_=None).label("vals"),
+                )
+                .where(c.id.in_(wanted))
+                .order_by(c.run_pk, c.key, c.first_step)
+            )
+            pieces: dict[tuple[int, str], list[tuple[str, Any, Any]]] = {}
+            for r in rows:
+                if r.summary is not None:
+                    steps, values = _decode_summary(r.kind, r.summary)
+                else:
+                    steps = chunks.decode_steps(r.steps)
+                    values = chunks.decode_values(r.kind, r.vals)
+                pieces.setdefault((r.run_pk, r.key), []).append((r.kind, steps, values))
+            for (run_pk, key), parts_ in pieces.items():
+                kinds = {p[0] for p in parts_}
+                kind = parts_[0][0] if len(kinds) == 1 else chunks.FLOAT64
+                dtype = "f8" if kind == chunks.FLOAT64 else "i8"
+                col = Column(
+                    kind,
+                    np.concatenate([p[1] for p in parts_]),
+                    np.concatenate([np.asarray(p[2], dtype=dtype) for p in parts_]),
+                )
+                out.setdefault(run_pk, {})[key] = downsample(col, samples)
+    return out
+
+
+def _min_max_picks(vals: Any, buckets: int) -> Any:
+    """Indices of the first and last points and of each bucket's (first) min and max.
+
+    Buckets differ in size by one at most, so they are laid out as the rows of one
+    padded matrix and reduced with one ``argmin`` and one ``argmax``: no Python loop per
+    bucket, which matters when a chart asks for a thousand runs at once. NaNs never
+    win; an all-NaN bucket keeps its first point.
+    """
+    import numpy as np
+
+    n = len(vals)
+    edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
+    starts, ends = edges[:-1], edges[1:]
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    sizes = ends - starts
+    if n > 256 * len(starts):  # big buckets: numpy per bucket is cheaper than a matrix
+        return _min_max_picks_by_bucket(vals, starts, ends)
+    rows = np.repeat(np.arange(len(starts)), sizes)
+    cols = np.arange(n - 2) - (starts - 1)[rows]
+    body = vals[1 : n - 1]
+    nan = np.isnan(body)
+    grid = np.full((len(starts), int(sizes.max())), np.inf)
+    picks = [np.asarray([0, n - 1], dtype=np.int64)]
+    for pad, reduce in ((np.inf, np.argmin), (-np.inf, np.argmax)):
+        grid.fill(pad)
+        grid[rows, cols] = np.where(nan, pad, body)
+        best = reduce(grid, axis=1)
+        chosen = starts + best
+        # A NaN (stored as the padding) tied with a real +-inf: pick the real one.
+        for r in np.flatnonzero(np.isnan(vals[chosen]))[:1000]:
+            seg = vals[starts[r] : ends[r]]
+            if not np.isnan(seg).all():
+                chosen[r] = starts[r] + (np.nanargmin(seg) if pad > 0 else np.nanargmax(seg))
+        picks.append(chosen)
+    return np.unique(np.concatenate(picks))
+
+
+def _min_max_picks_by_bucket(vals: Any, starts: Any, ends: Any) -> Any:
+    import numpy as np
+
+    picks = [0, len(vals) - 1]
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        seg = vals[lo:hi]
+        if np.isnan(seg).all():
+            picks.append(lo)
+            continue
+        picks.append(lo + int(np.nanargmin(seg)))
+        picks.append(lo + int(np.nanargmax(seg)))
+    return np.unique(np.asarray(picks, dtype=np.int64))
+
+
 def downsample(col: Column, samples: int) -> Column:
     """At most ``samples`` points that keep the shape: per bucket, its min and its max.
 
@@ -228,19 +402,6 @@ def downsample(col: Column, samples: int) -> Column:
     if col.kind == PACKED or samples < 4:
         idx = np.unique(np.linspace(0, n - 1, samples).round().astype(np.int64))
     else:
-        vals = np.asarray(col.values, dtype="f8")
-        buckets = max(1, (samples - 2) // 2)
-        edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
-        picks = [0, n - 1]
-        for lo, hi in itertools.pairwise(edges):
-            if hi <= lo:
-                continue
-            seg = vals[lo:hi]
-            if np.isnan(seg).all():
-                picks.append(int(lo))
-                continue
-            picks.append(int(lo + np.nanargmin(seg)))
-            picks.append(int(lo + np.nanargmax(seg)))
-        idx = np.unique(np.asarray(picks, dtype=np.int64))
+        idx = _min_max_picks(np.asarray(col.values, dtype="f8"), max(1, (samples - 2) // 2))
     values = [col.values[i] for i in idx] if col.kind == PACKED else col.values[idx]
     return Column(col.kind, col.steps[idx], values)

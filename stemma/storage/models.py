@@ -136,6 +136,10 @@ history_chunks = Table(
     Column("is_open", Boolean, nullable=False),
     Column("steps", LargeBinary, nullable=False),
     Column("vals", LargeBinary, nullable=False),
+    # A full chunk's extremes: the min and max point of each of SUMMARY_BUCKETS slices
+    # (steps then values, 8 bytes each), so a coarse downsample of a long history reads
+    # a few KB per chunk instead of every point. NULL for open chunks and msgpack kinds.
+    Column("summary", LargeBinary),
     Index(None, "run_pk", "key", "first_step"),
     Index(None, "run_pk", "is_open"),
 )
