@@ -278,6 +278,17 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/projects/{entity}/{project}/artifacts"): lambda w, r: {
         "url": f"{V}/projects/acme/vision/artifacts"
     },
+    ("GET", "/projects/{entity}/{project}/artifact-versions"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/artifact-versions",
+        "params": {"type": "model", "filters": '{"aliases": "staging"}', "order": "version"},
+    },
+    ("GET", "/projects/{entity}/{project}/artifact-versions/count"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/artifact-versions/count",
+        "params": {"name": "net", "filters": '{"version": 0}'},
+    },
+    ("GET", "/projects/{entity}/{project}/artifact-types"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/artifact-types"
+    },
     ("GET", "/projects/{entity}/{project}/protected-aliases"): lambda w, r: {
         "url": f"{V}/projects/acme/vision/protected-aliases"
     },

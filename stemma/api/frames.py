@@ -76,48 +76,61 @@ def to_frame(
 
 
 def stacked_frame(
-    runs: list[tuple[str, dict[str, Column]]], keys: list[str] | None
+    runs: list[tuple[str, dict[str, Column]]],
+    keys: list[str] | None,
+    presence: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Many runs' histories as one DataFrame (``run_id`` first), built from concatenated
     arrays: one DataFrame, not one per run and a concat, which costs more than the
-    reading when a chart asks for a thousand runs."""
+    reading when a chart asks for a thousand runs. ``presence``, when given, receives
+    per key the mask of rows where the key was logged (a logged NaN is present, a step
+    where the key was not logged is not), for formats that tell null from NaN.
+    """
     import pandas as pd
 
-    parts: list[tuple[str, np.ndarray, dict[str, Any]]] = []
+    parts: list[tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]] = []
+    run_ids: list[str] = []
     names: list[str] = []
     for run_id, cols in runs:
         steps, values = _aligned(cols)
-        if keys is not None:
-            wanted = [k for k in keys if k != "_step"]
-            if wanted:
-                mask = _present_mask(cols, steps, wanted)
-                steps = steps[mask]
-                values = {
-                    k: (np.asarray(v, dtype=object) if isinstance(v, list) else v)[mask]
-                    for k, v in values.items()
-                }
-        parts.append((run_id, steps, values))
-        for k in values:
-            if k not in names:
-                names.append(k)
+        logged: dict[str, np.ndarray] = {}
+        if presence is not None:
+            for k, col in cols.items():
+                m = np.zeros(len(steps), dtype=bool)
+                m[np.searchsorted(steps, col.steps)] = True
+                logged[k] = m
+        wanted = [] if keys is None else [k for k in keys if k != "_step"]
+        if wanted:
+            mask = _present_mask(cols, steps, wanted)
+            steps = steps[mask]
+            values = {
+                k: (np.asarray(v, dtype=object) if isinstance(v, list) else v)[mask]
+                for k, v in values.items()
+            }
+            logged = {k: m[mask] for k, m in logged.items()}
+        parts.append((steps, values, logged))
+        run_ids.append(run_id)
+        names.extend(k for k in values if k not in names)
     order = sorted(names) if keys is None else [k for k in keys if k != "_step"]
     data: dict[str, Any] = {
-        "run_id": np.repeat(
-            np.asarray([p[0] for p in parts], dtype=object), [len(p[1]) for p in parts]
-        ),
-        "_step": np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64),
+        "run_id": np.repeat(np.asarray(run_ids, dtype=object), [len(p[0]) for p in parts]),
+        "_step": np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64),
     }
     for key in order:
-        pieces = []
-        for _run, steps, values in parts:
-            v = values.get(key)
-            pieces.append(np.full(len(steps), np.nan) if v is None else np.asarray(v))
+        pieces = [
+            np.full(len(steps), np.nan) if values.get(key) is None else np.asarray(values[key])
+            for steps, values, _ in parts
+        ]
         if not pieces:
             data[key] = np.empty(0)
         elif all(p.dtype.kind in "fiub" for p in pieces):
             data[key] = np.concatenate([p.astype("f8", copy=False) for p in pieces])
         else:
             data[key] = np.concatenate([p.astype(object) for p in pieces])
+        if presence is not None and parts:
+            presence[key] = np.concatenate(
+                [logged.get(key, np.zeros(len(steps), dtype=bool)) for steps, _, logged in parts]
+            )
     return pd.DataFrame(data)
 
 

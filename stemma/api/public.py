@@ -19,6 +19,8 @@ from stemma.wire.names import check_name
 from stemma.wire.records import RunRecord, RunRef
 
 if TYPE_CHECKING:
+    import os
+
     import pandas as pd
 
 _HISTORY_PAGE = 1000
@@ -242,7 +244,7 @@ class Runs:
 
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
-            return list(self)[index]
+            return self._slice(index)
         if index < 0:
             index += len(self)
         if index < 0:
@@ -253,6 +255,38 @@ class Runs:
         if not page:
             raise IndexError("run index out of range")
         return ApiRun(self._backend, page[0])
+
+    def _slice(self, index: slice) -> list[ApiRun]:
+        """Fetch only the runs a slice covers (``runs[:50]`` is one page, not the
+        project); negative or open bounds and negative steps need the count first."""
+        bounds = (index.start, index.stop)
+        if (
+            index.stop is None
+            or (index.step or 1) < 0
+            or any(b is not None and b < 0 for b in bounds)
+        ):
+            start, stop, step = index.indices(len(self))
+        else:
+            start, stop, step = index.start or 0, index.stop, index.step or 1
+        wanted = range(start, stop, step)
+        if not wanted:
+            return []
+        lo, hi = min(wanted), max(wanted) + 1
+        got: list[ApiRun] = []
+        while lo + len(got) < hi:
+            limit = min(hi - lo - len(got), 1000)  # the server's page limit
+            page = self._backend.list_runs(
+                self.entity,
+                self.project,
+                order=self.order,
+                offset=lo + len(got),
+                limit=limit,
+                filters=self.filters,
+            )
+            got.extend(ApiRun(self._backend, r) for r in page)
+            if len(page) < limit:
+                break
+        return [got[i - lo] for i in wanted if i - lo < len(got)]
 
     def __repr__(self) -> str:
         return f"<Runs {self.entity}/{self.project}>"
@@ -266,7 +300,7 @@ class Runs:
     ) -> Any:
         """History of every run here in one table (a ``run_id`` column first), fetched a
         thousand runs per request; ``samples`` downsamples each key of each run."""
-        from stemma.api.frames import to_frame
+        from stemma.api.frames import stacked_frame
 
         if format not in ("pandas", "polars"):
             raise UsageError(f"format must be 'pandas' or 'polars', got {format!r}")
@@ -274,7 +308,7 @@ class Runs:
             keys = [keys]
         import pandas as pd
 
-        frames = []
+        runs: list[tuple[str, Any]] = []
         offset = 0
         while True:
             page = self._backend.list_runs(
@@ -293,16 +327,14 @@ class Runs:
                 stream=stream,
                 samples=samples,
             )
-            for record in page:
-                frame = to_frame(cols.get(record.run_id, {}), keys)
-                frame.insert(0, "run_id", record.run_id)
-                frames.append(frame)
+            runs.extend((r.run_id, cols.get(r.run_id, {})) for r in page)
             if len(page) < 1000:
                 break
             offset += len(page)
+        presence: dict[str, Any] | None = {} if format == "polars" else None
         table = (
-            pd.concat(frames, ignore_index=True)
-            if frames
+            stacked_frame(runs, keys, presence)
+            if runs
             else pd.DataFrame(columns=["run_id", "_step", *(keys or [])])
         )
         if format == "polars":
@@ -310,7 +342,14 @@ class Runs:
                 import polars as pl
             except ImportError:
                 raise UsageError("format='polars' needs polars: pip install polars") from None
-            return pl.from_pandas(table)
+            # Nulls where a key was not logged, NaN where NaN was logged.
+            frame = pl.from_pandas(table, nan_to_null=False)
+            masks = [
+                pl.when(pl.Series(mask)).then(pl.col(k)).otherwise(None).alias(k)
+                for k, mask in (presence or {}).items()
+                if k in frame.columns and frame[k].dtype.is_numeric()
+            ]
+            return frame.with_columns(masks) if masks else frame
         return table
 
     def to_pandas(self) -> pd.DataFrame:
@@ -387,6 +426,89 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*_RUN_FIELDS, *config, *summary]
 
 
+class Artifacts:
+    """A lazy, paginated sequence of artifact versions: of one artifact, or of a project
+    (of one type, matching a filter). ``len()`` asks the store for a count without
+    fetching versions; iteration fetches ``per_page`` versions per request."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: Settings,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None,
+        name: str | None,
+        filters: Mapping[str, Any] | None,
+        order: str,
+        per_page: int,
+        include_deleted: bool,
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+        self.entity = entity
+        self.project = project
+        self.type = type_
+        self.name = name
+        self.filters = dict(filters) if filters else None
+        self.order = order
+        self.per_page = per_page
+        self.include_deleted = include_deleted
+        self._count: int | None = None
+
+    def _page(self, offset: int, limit: int) -> list[Any]:
+        from stemma.sdk.artifact import Artifact
+
+        records = self._backend.query_artifact_versions(
+            self.entity,
+            self.project,
+            type_=self.type,
+            name=self.name,
+            filters=self.filters,
+            order=self.order,
+            offset=offset,
+            limit=limit,
+            include_deleted=self.include_deleted,
+        )
+        return [Artifact._from_record(self._backend, self._settings, r) for r in records]
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = self._backend.count_artifact_versions(
+                self.entity,
+                self.project,
+                type_=self.type,
+                name=self.name,
+                filters=self.filters,
+                include_deleted=self.include_deleted,
+            )
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        offset = 0
+        while True:
+            page = self._page(offset, self.per_page)
+            yield from page
+            if len(page) < self.per_page:
+                return
+            offset += len(page)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        page = self._page(index, 1) if index >= 0 else []
+        if not page:
+            raise IndexError("artifact index out of range")
+        return page[0]
+
+    def __repr__(self) -> str:
+        where = f"{self.entity}/{self.project}" + (f"/{self.name}" if self.name else "")
+        return f"<Artifacts {where}{f' ({self.type})' if self.type else ''}>"
+
+
 class Api:
     """Entry point of the read API: ``stemma.Api().runs("entity/project")``."""
 
@@ -460,6 +582,37 @@ class Api:
         """``runs(path, filters, order).to_pandas()``: one row per run."""
         return self.runs(path, filters=filters, order=order).to_pandas()
 
+    def export(
+        self,
+        path: str | None,
+        dir: str | os.PathLike[str],
+        filters: Mapping[str, Any] | None = None,
+        keys: list[str] | None = None,
+        samples: int | None = None,
+        progress: bool = True,
+        stream: str = "default",
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Write the runs of ``entity/project`` (matching ``filters``) and their histories
+        to ``dir`` as Parquet (``runs.parquet``, ``history/``, ``manifest.json``), a page
+        of runs at a time; returns ``{runs, rows, files, bytes, seconds, path}``.
+        See :mod:`stemma.api.export`."""
+        from stemma.api.export import export_project
+
+        runs = self.runs(path, filters=filters)
+        return export_project(
+            self._backend,
+            runs.entity,
+            runs.project,
+            dir,
+            filters=runs.filters,
+            keys=keys,
+            samples=samples,
+            stream=stream,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
     def run(self, path: str) -> ApiRun:
         """One run by ``entity/project/run_id`` (or ``project/run_id``)."""
         entity, project, run_id = self._split(path.replace("/runs/", "/"), 3)
@@ -510,17 +663,71 @@ class Api:
             return False
         return True
 
+    def artifacts(
+        self,
+        type_name: str | None = None,
+        name: str | None = None,
+        per_page: int = 50,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order: str | None = None,
+        project: str | None = None,
+        include_deleted: bool = False,
+    ) -> Artifacts:
+        """Artifact versions, lazily and a page at a time: those of one artifact
+        ``name`` (``[entity/]project/name``, oldest first, as W&B's
+        ``api.artifacts(type_name, name)``), or, with ``project="[entity/]project"`` (or
+        neither, for the default project), those of every artifact of a project, newest
+        first.
+
+        ``type_name`` keeps one type. ``filters`` is a MongoDB-style document evaluated
+        by the store, e.g. ``{"metadata.val_auc": {"$gt": 0.9}, "aliases": "prod"}``
+        (fields and semantics: :mod:`stemma.wire.filters`); ``order`` is a field such as
+        ``created_at``, ``version``, ``size`` or ``metadata.<key>``, ``-`` first for
+        descending. Deleted versions are left out unless ``include_deleted``.
+        """
+        from stemma.wire.filters import ARTIFACT_VERSIONS, parse, parse_order
+
+        if name is not None and project is not None:
+            raise UsageError(
+                "give an artifact name or a project, not both",
+                name=name,
+                project=project,
+            )
+        if name is not None:
+            entity, proj, coll, _selector = self._artifact_path(name)
+            one: str | None = coll
+        else:
+            entity, proj = self._split(project, 2)
+            one = None
+        check_name(entity, "entity")
+        check_name(proj, "project")
+        if order is None:
+            order = "version" if one is not None else "-created_at"
+        parse_order(order, ARTIFACT_VERSIONS)
+        if filters is not None and not isinstance(filters, Mapping):
+            raise UsageError(f"filters must be a dict, not {filters!r}"[:300])
+        if filters:
+            parse(filters, ARTIFACT_VERSIONS)  # a bad filter fails here, not at the first page
+        if not isinstance(per_page, int) or per_page <= 0:
+            raise UsageError("per_page must be a positive number", per_page=per_page)
+        return Artifacts(
+            self._backend,
+            self.settings,
+            entity,
+            proj,
+            type_=type_name,
+            name=one,
+            filters=filters,
+            order=order,
+            per_page=per_page,
+            include_deleted=include_deleted,
+        )
+
     def artifact_versions(self, type_name: str | None = None, name: str = "") -> list[Any]:
-        """Every committed version of ``[entity/]project/name``, oldest first."""
-        from stemma.sdk.artifact import Artifact
-
-        entity, project, coll, _ = self._artifact_path(name)
-        return [
-            Artifact._from_record(self._backend, self.settings, r)
-            for r in self._backend.list_artifact_versions(entity, project, coll)
-        ]
-
-    artifacts = artifact_versions
+        """Every committed version of ``[entity/]project/name`` (of type ``type_name``
+        when given), oldest first: :meth:`artifacts` as a list."""
+        return list(self.artifacts(type_name, name, per_page=1000))
 
     def artifact_collections(
         self, project: str | None = None, type_name: str | None = None
@@ -528,6 +735,12 @@ class Api:
         """The artifacts of a project: name, type, version count, latest version, size."""
         entity, proj = self._split(project, 2)
         return self._backend.list_artifact_collections(entity, proj, type_name)
+
+    def artifact_types(self, project: str | None = None) -> list[dict[str, Any]]:
+        """The artifact types of ``[entity/]project``: ``{type, collections, versions}``
+        each (committed versions), by type."""
+        entity, proj = self._split(project, 2)
+        return self._backend.artifact_types(entity, proj)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         """Who moved which alias of ``[entity/]project/name`` when, from and to which

@@ -181,6 +181,41 @@ class Backend(abc.ABC):
         """The artifacts (names) of a project with version counts and sizes."""
 
     @abc.abstractmethod
+    def query_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "-created_at",
+        offset: int = 0,
+        limit: int | None = 50,
+        include_deleted: bool = False,
+    ) -> list[ArtifactRecord]:
+        """A page of a project's artifact versions (of one artifact ``name``, of one
+        ``type_``) matching ``filters`` (see :mod:`stemma.wire.filters`), in ``order``
+        (a column or ``metadata.<key>``, ``-`` for descending). Without manifests."""
+
+    @abc.abstractmethod
+    def count_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> int:
+        """How many versions :meth:`query_artifact_versions` would list in all."""
+
+    @abc.abstractmethod
+    def artifact_types(self, entity: str, project: str) -> list[dict[str, Any]]:
+        """The artifact types of a project: [{type, collections, versions}] by type."""
+
+    @abc.abstractmethod
     def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
         """Aliases, description, TTL, or new metadata keys of a committed version."""
 

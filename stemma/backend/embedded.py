@@ -70,7 +70,8 @@ class EmbeddedBackend(Backend):
             raise
         except (OSError, SQLAlchemyError) as exc:
             raise StoreError(f"cannot open the store at {self.url}: {exc}", url=self.url) from exc
-        self._last_sweep = 0.0
+        # Shared by every as_principal() view: one sweep per process every few seconds.
+        self._sweep_state = {"last": 0.0}
         self._sweep_lock = threading.Lock()
         self.who = Principal.local(_os_user())
         self.gate = Gate(self.who)
@@ -119,12 +120,14 @@ class EmbeddedBackend(Backend):
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        if now - self._last_sweep < _SWEEP_EVERY or not self._sweep_lock.acquire(blocking=False):
+        if now - self._sweep_state["last"] < _SWEEP_EVERY or not self._sweep_lock.acquire(
+            blocking=False
+        ):
             return
         try:
             with write_tx(self.engine) as conn:
                 run_service.sweep_crashed(conn, self.settings.crash_timeout)
-            self._last_sweep = now
+            self._sweep_state["last"] = now
         finally:
             self._sweep_lock.release()
 
@@ -182,6 +185,10 @@ class EmbeddedBackend(Backend):
         with read_tx(self.engine) as conn:
             self._require(conn, ref.entity, ref.project, Level.READ)
             pk = run_service.require_run_pk(conn, ref)
+            if samples and min_step is None and max_step is None:
+                return history_service.read_sampled_many(
+                    conn, [pk], keys, samples, stream=stream
+                ).get(pk, {})
             cols = history_service.read_columns(
                 conn, pk, keys, stream=stream, min_step=min_step, max_step=max_step
             )
@@ -203,14 +210,15 @@ class EmbeddedBackend(Backend):
         with read_tx(self.engine) as conn:
             self._require(conn, entity, project, Level.READ)
             pks = run_service.run_pks(conn, entity, project, list(dict.fromkeys(run_ids)))
-            by_pk = history_service.read_columns_many(conn, list(pks.values()), keys, stream=stream)
-        out: dict[str, dict[str, Column]] = {}
-        for run_id, pk in pks.items():
-            cols = by_pk.get(pk, {})
             if samples:
-                cols = {k: history_service.downsample(c, samples) for k, c in cols.items()}
-            out[run_id] = cols
-        return out
+                by_pk = history_service.read_sampled_many(
+                    conn, list(pks.values()), keys, samples, stream=stream
+                )
+            else:
+                by_pk = history_service.read_columns_many(
+                    conn, list(pks.values()), keys, stream=stream
+                )
+        return {run_id: by_pk.get(pk, {}) for run_id, pk in pks.items()}
 
     def update_run(self, ref: RunRef, changes: dict[str, Any]) -> None:
         with self._audited_tx() as conn:
@@ -357,6 +365,55 @@ class EmbeddedBackend(Backend):
         with read_tx(self.engine) as conn:
             self._require(conn, entity, project, Level.READ)
             return artifact_service.list_collections(conn, entity, project, type_)
+
+    def query_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "-created_at",
+        offset: int = 0,
+        limit: int | None = 50,
+        include_deleted: bool = False,
+    ) -> list[ArtifactRecord]:
+        with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
+            return artifact_service.query_versions(
+                conn,
+                entity,
+                project,
+                type_=type_,
+                name=name,
+                filters=filters,
+                order=order,
+                offset=offset,
+                limit=limit,
+                include_deleted=include_deleted,
+            )
+
+    def count_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> int:
+        with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
+            return artifact_service.count_versions(
+                conn, entity, project, type_, name, filters, include_deleted
+            )
+
+    def artifact_types(self, entity: str, project: str) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
+            return artifact_service.artifact_types(conn, entity, project)
 
     def update_artifact(self, ref: ArtifactRef, changes: dict[str, Any]) -> ArtifactRecord:
         with self._audited_tx() as conn:

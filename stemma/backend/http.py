@@ -54,7 +54,7 @@ def _filter_json(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     raise errors.UsageError(
-        f"a run filter value must be JSON (or a datetime): {value!r}"[:300],
+        f"a filter value must be JSON (or a datetime): {value!r}"[:300],
         value=repr(value)[:200],
     )
 
@@ -71,7 +71,7 @@ def _filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:
         raise
     except ValueError as exc:  # NaN or infinity
         raise errors.UsageError(
-            f"run filters must be JSON ({exc}): {filters!r}"[:300], filters=repr(filters)[:200]
+            f"filters must be JSON ({exc}): {filters!r}"[:300], filters=repr(filters)[:200]
         ) from None
 
 
@@ -544,6 +544,75 @@ class HttpBackend(Backend):
             if c.get("created_at"):
                 c["created_at"] = dt.datetime.fromisoformat(c["created_at"])
         return list(out)
+
+    def _artifact_query(
+        self,
+        type_: str | None,
+        name: str | None,
+        filters: Mapping[str, Any] | None,
+        include_deleted: bool,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {**_filter_params(filters)}
+        if type_ is not None:
+            params["type"] = type_
+        if name is not None:
+            params["name"] = name
+        if include_deleted:
+            params["include_deleted"] = True
+        return params
+
+    def query_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "-created_at",
+        offset: int = 0,
+        limit: int | None = 50,
+        include_deleted: bool = False,
+    ) -> list[ArtifactRecord]:
+        from stemma.wire.schemas import ArtifactOut
+
+        out: list[ArtifactRecord] = []
+        page = 1000 if limit is None else min(limit, 1000)
+        if page <= 0:
+            return out
+        params = self._artifact_query(type_, name, filters, include_deleted)
+        while True:
+            body = self._json(
+                "GET",
+                f"/api/v1/projects/{_path(entity, project)}/artifact-versions",
+                params={**params, "order": order, "offset": offset + len(out), "limit": page},
+            )
+            batch = [ArtifactOut.model_validate(a).to_record() for a in body["artifacts"]]
+            out.extend(batch)
+            if len(batch) < page or (limit is not None and len(out) >= limit):
+                return out if limit is None else out[:limit]
+
+    def count_artifact_versions(
+        self,
+        entity: str,
+        project: str,
+        *,
+        type_: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> int:
+        return int(
+            self._json(
+                "GET",
+                f"/api/v1/projects/{_path(entity, project)}/artifact-versions/count",
+                params=self._artifact_query(type_, name, filters, include_deleted),
+            )["count"]
+        )
+
+    def artifact_types(self, entity: str, project: str) -> list[dict[str, Any]]:
+        body = self._json("GET", f"/api/v1/projects/{_path(entity, project)}/artifact-types")
+        return [dict(t) for t in body["types"]]
 
     def _version_path(self, ref: ArtifactRef) -> str:
         return f"/api/v1/artifacts/{_path(ref.entity, ref.project, ref.name, f'v{ref.version}')}"

@@ -9,6 +9,7 @@ from stemma.cli.artifact import artifact_group
 from stemma.cli.audit import audit_group
 from stemma.cli.db import db_group
 from stemma.cli.demo import demo_cmd
+from stemma.cli.export import export_cmd
 from stemma.cli.project import project_group
 from stemma.cli.runs import runs_group
 from stemma.cli.server import login_cmd, server_cmd
@@ -32,6 +33,7 @@ cli.add_command(runs_group)
 cli.add_command(sync_cmd)
 cli.add_command(db_group)
 cli.add_command(demo_cmd)
+cli.add_command(export_cmd)
 cli.add_command(artifact_group)
 cli.add_command(gc_cmd)
 cli.add_command(storage_cmd)

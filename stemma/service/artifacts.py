@@ -12,11 +12,13 @@ an existing metadata key is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, delete, func, insert, select, update
 
 from stemma.errors import (
     Conflict,
@@ -367,6 +369,140 @@ def list_collections(
             "latest_version": r.last,
             "size": int(r.size),
         }
+        for r in conn.execute(q)
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _CollectionOf:
+    """The collection fields :func:`_record` reads, from a joined row."""
+
+    name: str
+    type: str
+
+
+def _version_query(
+    conn: Connection,
+    what: list[Any],
+    entity: str,
+    project: str,
+    type_: str | None,
+    name: str | None,
+    filters: Mapping[str, Any] | None,
+    include_deleted: bool,
+) -> Select[Any] | None:
+    """SELECT ``what`` over the project's versions (of ``name``, of ``type_``) matching
+    ``filters``; None when the project does not exist. NotFound for a missing ``name``."""
+    from stemma.service.filters import ARTIFACT_TARGET, compile_filters
+
+    where = compile_filters(filters, conn.dialect.name, ARTIFACT_TARGET) if filters else None
+    if name is not None:
+        pid: int | None = _require_collection(conn, entity, project, name).project_id
+    else:
+        pid = _project_id(conn, entity, project)
+    if pid is None:
+        return None
+    c, v = artifact_collections.c, artifact_versions.c
+    q = (
+        select(*what)
+        .select_from(artifact_versions.join(artifact_collections, v.collection_id == c.id))
+        .where(c.project_id == pid)
+    )
+    if name is not None:
+        q = q.where(c.name == name)
+    if type_ is not None:
+        q = q.where(c.type == type_)
+    if not include_deleted:
+        q = q.where(v.state == "committed")
+    return q if where is None else q.where(where)
+
+
+def query_versions(
+    conn: Connection,
+    entity: str,
+    project: str,
+    type_: str | None = None,
+    name: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    order: str = "-created_at",
+    offset: int = 0,
+    limit: int | None = 50,
+    include_deleted: bool = False,
+) -> list[ArtifactRecord]:
+    """A page of a project's versions (of one artifact with ``name``, of one type with
+    ``type_``) matching ``filters`` (:mod:`stemma.wire.filters`), in ``order``: a
+    column (``created_at``, ``version``, ``size``, ``name``...) or ``metadata.<key>``,
+    ``-`` for descending; ties by commit order."""
+    from stemma.service.filters import ARTIFACT_TARGET, order_terms
+
+    if offset < 0 or (limit is not None and limit < 0):
+        raise UsageError("offset and limit may not be negative", offset=offset, limit=limit)
+    terms = order_terms(order, conn.dialect.name, ARTIFACT_TARGET)
+    columns = [
+        artifact_versions,
+        artifact_collections.c.name.label("coll_name"),
+        artifact_collections.c.type.label("coll_type"),
+    ]
+    q = _version_query(conn, columns, entity, project, type_, name, filters, include_deleted)
+    if q is None:
+        return []
+    q = q.order_by(*terms).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    rows = conn.execute(q).all()
+    aliases = _aliases_of(conn, [r.id for r in rows])
+    return [
+        _record(
+            conn,
+            _CollectionOf(r.coll_name, r.coll_type),  # type: ignore[arg-type]
+            r,
+            entity,
+            project,
+            aliases[r.id],
+            False,
+        )
+        for r in rows
+    ]
+
+
+def count_versions(
+    conn: Connection,
+    entity: str,
+    project: str,
+    type_: str | None = None,
+    name: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    include_deleted: bool = False,
+) -> int:
+    """How many versions :func:`query_versions` would list without a limit."""
+    q = _version_query(conn, [func.count()], entity, project, type_, name, filters, include_deleted)
+    return 0 if q is None else int(conn.execute(q).scalar_one())
+
+
+def artifact_types(conn: Connection, entity: str, project: str) -> list[dict[str, Any]]:
+    """The artifact types of a project, by name: [{type, collections, versions}], where
+    ``versions`` counts committed versions."""
+    pid = _project_id(conn, entity, project)
+    if pid is None:
+        return []
+    c, v = artifact_collections.c, artifact_versions.c
+    q = (
+        select(
+            c.type,
+            func.count(func.distinct(c.id)).label("collections"),
+            func.count(v.id).label("versions"),
+        )
+        .select_from(
+            artifact_collections.outerjoin(
+                artifact_versions, and_(v.collection_id == c.id, v.state == "committed")
+            )
+        )
+        .where(c.project_id == pid)
+        .group_by(c.type)
+        .order_by(c.type)
+    )
+    return [
+        {"type": r.type, "collections": int(r.collections), "versions": int(r.versions)}
         for r in conn.execute(q)
     ]
 

@@ -343,6 +343,16 @@ class CollectionList(_Model):
     collections: list[CollectionOut]
 
 
+class ArtifactTypeOut(_Model):
+    type: str
+    collections: int
+    versions: int
+
+
+class ArtifactTypeList(_Model):
+    types: list[ArtifactTypeOut]
+
+
 class ArtifactRunsOut(_Model):
     logged_by: RunOut | None
     used_by: list[RunOut]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from stemma.server.deps import Store, artifact_ref, rule, run_ref
+from stemma.wire.filters import from_query_param
 from stemma.wire.manifest import Manifest
 from stemma.wire.names import check_name
 from stemma.wire.records import ArtifactCommit
@@ -19,10 +20,13 @@ from stemma.wire.schemas import (
     ArtifactOut,
     ArtifactRefIn,
     ArtifactRunsOut,
+    ArtifactTypeList,
+    ArtifactTypeOut,
     ArtifactUpdateIn,
     CollectionList,
     CollectionOut,
     CommitOut,
+    CountOut,
     GcIn,
     JsonOut,
     RetentionIn,
@@ -235,6 +239,77 @@ def collections(entity: str, project: str, store: Store, type: str | None = None
     ent, proj = _project(entity, project)
     return CollectionList(
         collections=[CollectionOut(**c) for c in store.list_artifact_collections(ent, proj, type)]
+    )
+
+
+@router.get(
+    "/projects/{entity}/{project}/artifact-versions",
+    response_model=ArtifactList,
+    summary="A page of a project's versions matching a filter (a JSON MongoDB-style query)",
+    openapi_extra=rule("read"),
+)
+def query_versions(
+    entity: str,
+    project: str,
+    store: Store,
+    type: str | None = None,
+    name: str | None = None,
+    filters: str | None = None,
+    order: str = "-created_at",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    include_deleted: bool = False,
+) -> ArtifactList:
+    ent, proj = _project(entity, project)
+    records = store.query_artifact_versions(
+        ent,
+        proj,
+        type_=type,
+        name=name,
+        filters=from_query_param(filters),
+        order=order,
+        offset=offset,
+        limit=limit,
+        include_deleted=include_deleted,
+    )
+    return ArtifactList(artifacts=[ArtifactOut.from_record(r) for r in records])
+
+
+@router.get(
+    "/projects/{entity}/{project}/artifact-versions/count",
+    response_model=CountOut,
+    openapi_extra=rule("read"),
+)
+def count_versions(
+    entity: str,
+    project: str,
+    store: Store,
+    type: str | None = None,
+    name: str | None = None,
+    filters: str | None = None,
+    include_deleted: bool = False,
+) -> CountOut:
+    ent, proj = _project(entity, project)
+    return CountOut(
+        count=store.count_artifact_versions(
+            ent,
+            proj,
+            type_=type,
+            name=name,
+            filters=from_query_param(filters),
+            include_deleted=include_deleted,
+        )
+    )
+
+
+@router.get(
+    "/projects/{entity}/{project}/artifact-types",
+    response_model=ArtifactTypeList,
+    openapi_extra=rule("read"),
+)
+def artifact_types(entity: str, project: str, store: Store) -> ArtifactTypeList:
+    return ArtifactTypeList(
+        types=[ArtifactTypeOut(**t) for t in store.artifact_types(*_project(entity, project))]
     )
 
 
