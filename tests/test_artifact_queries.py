@@ -23,6 +23,7 @@ from stemma.errors import NotFound, UsageError
 from stemma.settings import Settings
 from stemma.wire.manifest import Entry, Manifest
 from stemma.wire.records import ArtifactCommit, ArtifactRecord, ArtifactRef
+from tests.fixtures.mongo import evaluate
 
 ENTITY, PROJECT = "ent", "arts"
 MISSING: Any = object()
@@ -220,20 +221,7 @@ def _match_field(rec: ArtifactRecord, field: str, spec: Any) -> bool:
 
 
 def brute(rec: ArtifactRecord, doc: dict[str, Any]) -> bool:
-    for key, value in doc.items():
-        if key == "$and":
-            ok = all(brute(rec, d) for d in value)
-        elif key == "$or":
-            ok = any(brute(rec, d) for d in value)
-        elif key == "$nor":
-            ok = not any(brute(rec, d) for d in value)
-        elif key == "$not":
-            ok = not brute(rec, value)
-        else:
-            ok = _match_field(rec, key, value)
-        if not ok:
-            return False
-    return True
+    return evaluate(rec, doc, _match_field)
 
 
 def _key(rec: ArtifactRecord) -> tuple[str, int]:

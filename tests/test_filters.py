@@ -20,6 +20,7 @@ from stemma.errors import UsageError
 from stemma.settings import Settings
 from stemma.wire.records import RunRef
 from stemma.wire.values import to_storable
+from tests.fixtures.mongo import evaluate
 
 ENTITY, PROJECT = "ent", "filt"
 N_RUNS = 300  # the runs most tests log
@@ -206,20 +207,7 @@ def _match_field(run: dict[str, Any], field: str, spec: Any) -> bool:
 
 
 def brute(run: dict[str, Any], doc: dict[str, Any]) -> bool:
-    for key, value in doc.items():
-        if key == "$and":
-            ok = all(brute(run, d) for d in value)
-        elif key == "$or":
-            ok = any(brute(run, d) for d in value)
-        elif key == "$nor":
-            ok = not any(brute(run, d) for d in value)
-        elif key == "$not":
-            ok = not brute(run, value)
-        else:
-            ok = _match_field(run, key, value)
-        if not ok:
-            return False
-    return True
+    return evaluate(run, doc, _match_field)
 
 
 def _iso(i: int) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from stemma.server.deps import Store, artifact_ref, rule
 from stemma.wire.names import check_name
@@ -36,6 +36,30 @@ from stemma.wire.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1")
+
+
+def _audit_query(
+    actor: str | None = None,
+    action: str | None = Query(None, description="an action, or a prefix ending in '.'"),
+    target: str | None = Query(None, description="a target prefix"),
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    before_seq: int | None = Query(None, description="entries older than this one (paging)"),
+) -> dict[str, Any]:
+    """The audit log's query parameters, shared by the team and instance routes."""
+    return {
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "since": since,
+        "until": until,
+        "limit": limit,
+        "before_seq": before_seq,
+    }
+
+
+AuditQuery = Annotated[dict[str, Any], Depends(_audit_query)]
 
 
 # ------------------------------------------------------------------ users and keys
@@ -198,29 +222,9 @@ def delete_service_account(team: str, name: str, store: Store) -> Response:
     tags=["audit"],
     openapi_extra=rule("admin"),
 )
-def team_audit(
-    team: str,
-    store: Store,
-    actor: str | None = None,
-    action: str | None = None,
-    target: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before_seq: int | None = None,
-) -> list[AuditEntryOut]:
+def team_audit(team: str, store: Store, query: AuditQuery) -> list[AuditEntryOut]:
     check_name(team, "team")
-    rows = store.audit_log(
-        entity=team,
-        actor=actor,
-        action=action,
-        target=target,
-        since=since,
-        until=until,
-        limit=limit,
-        before_seq=before_seq,
-    )
-    return [AuditEntryOut(**r) for r in rows]
+    return [AuditEntryOut(**r) for r in store.audit_log(entity=team, **query)]
 
 
 # ------------------------------------------------------------------ projects
@@ -302,28 +306,8 @@ def decide_promotion(
     summary="Audit entries the caller may read: all (instance admins), else those of the "
     "teams it administers and of its own entity",
 )
-def audit(
-    store: Store,
-    entity: str | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    target: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before_seq: int | None = None,
-) -> list[AuditEntryOut]:
-    rows = store.audit_log(
-        entity=entity,
-        actor=actor,
-        action=action,
-        target=target,
-        since=since,
-        until=until,
-        limit=limit,
-        before_seq=before_seq,
-    )
-    return [AuditEntryOut(**r) for r in rows]
+def audit(store: Store, query: AuditQuery, entity: str | None = None) -> list[AuditEntryOut]:
+    return [AuditEntryOut(**r) for r in store.audit_log(entity=entity, **query)]
 
 
 @router.get(
