@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,9 +64,20 @@ def test_run_records_git_and_system(
     monkeypatch.chdir(repo)
     monkeypatch.setenv("STEMMA_SYSTEM_METRICS", "true")
     monkeypatch.setenv("STEMMA_SYSTEM_METRICS_INTERVAL", "0.1")
+    from stemma.sdk import system_metrics
+
+    samples: list[dict[str, Any]] = []
+    init = system_metrics.SystemSampler.__init__
+
+    def counting_init(self: Any, emit: Any, interval: float) -> None:
+        init(self, lambda sample: (samples.append(sample), emit(sample)), interval)
+
+    monkeypatch.setattr(system_metrics.SystemSampler, "__init__", counting_init)
     run = stemma.init(project="p")
     run.log({"x": 1})
-    time.sleep(0.6)
+    deadline = time.monotonic() + 30  # a loaded machine may start the sampler late
+    while len(samples) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     run.finish()
     stored = next(iter(api.runs("p")))
     assert stored.metadata["git"]["dirty"] is False
