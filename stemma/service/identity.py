@@ -668,7 +668,9 @@ def add_member(
         row = find_user(conn, email)
     except NotFound:
         if "@" not in email:
-            raise
+            raise UsageError(
+                f"{email!r} is neither an email address nor the name of a user", user=email[:320]
+            ) from None
         row = None
     if row is None:
         existing = conn.execute(
