@@ -260,3 +260,44 @@ def test_blob_upload_and_commit_protocol(client: TestClient) -> None:
     _error(
         client.put(f"/api/v1/blobs/{digest}", content=b"z" * (2 << 20)), 413, "payload_too_large"
     )
+
+
+@pytest.mark.sqlite_only
+def test_run_pages_serialize_without_models_exactly() -> None:
+    """The hand-built RunPage JSON matches the RunPage schema and reads back equal,
+    NaN, infinities, nested config and missing finish times included."""
+    import datetime as dt
+    import json
+    import math
+
+    from stemma.wire.records import RunRecord
+    from stemma.wire.schemas import RunPage, run_from_json, run_page_json
+
+    now = dt.datetime(2026, 11, 28, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    record = RunRecord(
+        entity="e",
+        project="p",
+        run_id="r1",
+        name="n",
+        state="running",
+        job_type=None,
+        group="g",
+        tags=["a", "b c"],
+        notes=None,
+        config={"lr": 0.1, "nested": {"x": [1, 2]}, "bad": math.nan, "big": math.inf},
+        summary={"loss": -math.inf, "_step": 3},
+        metadata={"git": {"commit": "abc"}},
+        user="ada",
+        host="h",
+        created_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        exit_code=None,
+        last_step=3,
+        runtime=1.5,
+    )
+    body = run_page_json([record])
+    RunPage.model_validate_json(body)  # what the OpenAPI document promises
+    back = run_from_json(json.loads(body)["runs"][0])
+    assert math.isnan(back.config.pop("bad")) and math.isnan(record.config.pop("bad"))
+    assert back == record

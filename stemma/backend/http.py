@@ -245,7 +245,7 @@ class HttpBackend(Backend):
         limit: int | None = 50,
         filters: Mapping[str, Any] | None = None,
     ) -> list[RunRecord]:
-        from stemma.wire.schemas import RunOut
+        from stemma.wire.schemas import run_from_json
 
         out: list[RunRecord] = []
         page = 1000 if limit is None else min(limit, 1000)
@@ -256,7 +256,7 @@ class HttpBackend(Backend):
                 f"/api/v1/projects/{_path(entity, project)}/runs",
                 params={"order": order, "offset": offset + len(out), "limit": page, **extra},
             )
-            batch = [RunOut.model_validate(r).to_record() for r in body["runs"]]
+            batch = [run_from_json(r) for r in body["runs"]]
             out.extend(batch)
             if len(batch) < page or (limit is not None and len(out) >= limit):
                 return out if limit is None else out[:limit]

@@ -120,6 +120,73 @@ class RunPage(_Model):
     runs: list[RunOut]
 
 
+def run_page_json(records: list[RunRecord]) -> bytes:
+    """A RunPage's JSON straight from records: listing thousands of runs is the hot read
+    path, and building then re-validating a model per run cost more than the query."""
+    import json
+
+    def iso(value: dt.datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    runs = [
+        {
+            "entity": r.entity,
+            "project": r.project,
+            "run_id": r.run_id,
+            "name": r.name,
+            "state": r.state,
+            "job_type": r.job_type,
+            "group": r.group,
+            "tags": r.tags,
+            "notes": r.notes,
+            "config": to_storable(r.config),
+            "summary": to_storable(r.summary),
+            "metadata": to_storable(r.metadata),
+            "user": r.user,
+            "host": r.host,
+            "created_at": iso(r.created_at),
+            "heartbeat_at": iso(r.heartbeat_at),
+            "finished_at": iso(r.finished_at),
+            "exit_code": r.exit_code,
+            "last_step": r.last_step,
+            "runtime": r.runtime,
+        }
+        for r in records
+    ]
+    return json.dumps({"runs": runs}, allow_nan=False, separators=(",", ":")).encode()
+
+
+def run_from_json(d: dict[str, Any]) -> RunRecord:
+    """The inverse of one entry of :func:`run_page_json` (a server's own output: trusted
+    shape, so no model validation on this hot path)."""
+
+    def when(value: str | None) -> dt.datetime | None:
+        return None if value is None else dt.datetime.fromisoformat(value)
+
+    return RunRecord(
+        entity=d["entity"],
+        project=d["project"],
+        run_id=d["run_id"],
+        name=d["name"],
+        state=d["state"],
+        job_type=d["job_type"],
+        group=d["group"],
+        tags=list(d["tags"]),
+        notes=d["notes"],
+        config=from_storable(d["config"]),
+        summary=from_storable(d["summary"]),
+        metadata=from_storable(d["metadata"]),
+        user=d["user"],
+        host=d["host"],
+        created_at=when(d["created_at"]),  # type: ignore[arg-type]
+        heartbeat_at=when(d["heartbeat_at"]),  # type: ignore[arg-type]
+        finished_at=when(d["finished_at"]),
+        exit_code=d["exit_code"],
+        last_step=d["last_step"],
+        runtime=d["runtime"],
+    )
+
+
 class CountOut(_Model):
     count: int
 

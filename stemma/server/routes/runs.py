@@ -24,6 +24,7 @@ from stemma.wire.schemas import (
     RunOut,
     RunPage,
     RunUpdateIn,
+    run_page_json,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -163,7 +164,8 @@ def list_runs(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     filters: str | None = None,
-) -> RunPage:
+) -> Response:
+    """A page of runs; the body is a RunPage, serialized straight from the records."""
     records = store.list_runs(
         check_name(entity, "entity"),
         check_name(project, "project"),
@@ -172,7 +174,7 @@ def list_runs(
         limit=limit,
         filters=_parse_filters(filters),
     )
-    return RunPage(runs=[RunOut.from_record(r) for r in records])
+    return Response(run_page_json(records), media_type="application/json")
 
 
 @router.get(
