@@ -4,13 +4,9 @@ evaluation over the versions read back through the plain per-artifact listing.""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import operator
 import os
 import random
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +19,9 @@ from stemma.errors import NotFound, UsageError
 from stemma.settings import Settings
 from stemma.wire.manifest import Entry, Manifest
 from stemma.wire.records import ArtifactCommit, ArtifactRecord, ArtifactRef
-from tests.fixtures.mongo import evaluate
+from tests.fixtures.mongo import MISSING, Matcher, json_path, kind
 
 ENTITY, PROJECT = "ent", "arts"
-MISSING: Any = object()
 COLLECTIONS = [
     ("resnet", "model"),
     ("bert", "model"),
@@ -136,92 +131,16 @@ _COLUMNS = {
 }
 
 
-def _path(data: dict[str, Any], rest: str) -> Any:
-    if rest in data:
-        return data[rest]
-    cur: Any = data
-    for part in rest.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return MISSING
-        cur = cur[part]
-    return cur
-
-
 def _lookup(rec: ArtifactRecord, field: str) -> Any:
     if field in _COLUMNS:
         return getattr(rec, _COLUMNS[field])
     if field in ("user", "username"):
         return rec.creator.get("user", MISSING)
     head, _, rest = field.partition(".")
-    return _path(rec.metadata if head == "metadata" else rec.creator, rest)
+    return json_path(rec.metadata if head == "metadata" else rec.creator, rest)
 
 
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float) and math.isfinite(v):
-        return "number"
-    if isinstance(v, dt.datetime):
-        return "datetime"
-    return "other"  # missing, NaN (stored as an object), dicts, lists
-
-
-def _as_dt(x: Any) -> Any:
-    if isinstance(x, str):
-        x = dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
-    return x if x.tzinfo else x.replace(tzinfo=dt.UTC)
-
-
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "$eq": operator.eq,
-    "$gt": operator.gt,
-    "$gte": operator.ge,
-    "$lt": operator.lt,
-    "$lte": operator.le,
-}
-
-
-def _match_op(rec: ArtifactRecord, field: str, op: str, x: Any) -> bool:
-    if op == "$ne":
-        return not _match_op(rec, field, "$eq", x)
-    if op == "$nin":
-        return not _match_op(rec, field, "$in", x)
-    if op == "$not":
-        return not _match_field(rec, field, x)
-    if op == "$in":
-        return any(_match_op(rec, field, "$eq", y) for y in x)
-    if field == "aliases":
-        if op == "$regex":
-            return any(re.search(x, a) for a in rec.aliases)
-        assert op == "$eq"
-        return x in rec.aliases
-    v = _lookup(rec, field)
-    if op == "$exists":
-        present = v is not MISSING and not (field in _COLUMNS and v is None)
-        return present == x
-    if op == "$regex":
-        return isinstance(v, str) and re.search(x, v) is not None
-    if field == "created_at":
-        return _OPS[op](v, _as_dt(x))
-    if x is None:
-        return v is None
-    if field in _COLUMNS:  # a column compares with its own type (the parser checks)
-        return v is not None and _OPS[op](v, x)
-    return _kind(v) == _kind(x) and _OPS[op](v, x)
-
-
-def _match_field(rec: ArtifactRecord, field: str, spec: Any) -> bool:
-    if isinstance(spec, dict):
-        return all(_match_op(rec, field, op, x) for op, x in spec.items())
-    return _match_op(rec, field, "$eq", spec)
-
-
-def brute(rec: ArtifactRecord, doc: dict[str, Any]) -> bool:
-    return evaluate(rec, doc, _match_field)
+brute = Matcher(_lookup, frozenset(_COLUMNS), "aliases", lambda rec: rec.aliases).matches
 
 
 def _key(rec: ArtifactRecord) -> tuple[str, int]:
@@ -345,7 +264,7 @@ def test_type_and_name_narrow_the_query(logged: tuple[Backend, list[ArtifactReco
 
 
 def _order_key(value: Any) -> tuple[int, Any]:
-    k = _kind(value)
+    k = kind(value)
     if k == "number":
         return 0, value
     if k == "string":
@@ -367,8 +286,8 @@ def _brute_order(everything: list[ArtifactRecord], order: str) -> list[tuple[str
         present.sort(key=lambda r: (_lookup(r, field), seq[id(r)]), reverse=desc)
     else:
         kinds = ("number", "string", "boolean")
-        present = [r for r in live if _kind(_lookup(r, field)) in kinds]
-        missing = [r for r in live if _kind(_lookup(r, field)) not in kinds]
+        present = [r for r in live if kind(_lookup(r, field)) in kinds]
+        missing = [r for r in live if kind(_lookup(r, field)) not in kinds]
         present.sort(key=lambda r: (_order_key(_lookup(r, field)), seq[id(r)]), reverse=desc)
     missing.sort(key=lambda r: seq[id(r)], reverse=desc)
     return [_key(r) for r in present + missing]

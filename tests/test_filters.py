@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import operator
 import random
-import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,13 +17,12 @@ from stemma.errors import UsageError
 from stemma.settings import Settings
 from stemma.wire.records import RunRef
 from stemma.wire.values import to_storable
-from tests.fixtures.mongo import evaluate
+from tests.fixtures.mongo import MISSING, Matcher, json_path, kind
 
 ENTITY, PROJECT = "ent", "filt"
 N_RUNS = 300  # the runs most tests log
 N_TABLE_RUNS = 2000  # the runs the filter table is checked on
 BASE = 1_750_000_000  # 2025-06-15, a whole second: created_at boundaries are exact
-MISSING: Any = object()
 STATES = ["finished", "failed", "crashed", "running"]
 TAGS = ["baseline", "sweep", "prod", "a'b", "x y"]
 
@@ -133,81 +129,10 @@ def _lookup(run: dict[str, Any], field: str) -> Any:
             return dt.datetime.fromtimestamp(value, dt.UTC)
         return value
     head, _, rest = field.partition(".")
-    data = run["config"] if head == "config" else run["summary"]
-    if rest in data:
-        return data[rest]
-    cur: Any = data
-    for part in rest.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return MISSING
-        cur = cur[part]
-    return cur
+    return json_path(run["config"] if head == "config" else run["summary"], rest)
 
 
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float) and math.isfinite(v):
-        return "number"
-    if isinstance(v, dt.datetime):
-        return "datetime"
-    return "other"  # missing, NaN/inf (stored as objects), dicts, lists
-
-
-def _as_dt(x: Any) -> Any:
-    if isinstance(x, str):
-        x = dt.datetime.fromisoformat(x)
-    return x if x.tzinfo else x.replace(tzinfo=dt.UTC)
-
-
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "$eq": operator.eq,
-    "$gt": operator.gt,
-    "$gte": operator.ge,
-    "$lt": operator.lt,
-    "$lte": operator.le,
-}
-
-
-def _match_op(run: dict[str, Any], field: str, op: str, x: Any) -> bool:
-    if op == "$ne":
-        return not _match_op(run, field, "$eq", x)
-    if op == "$nin":
-        return not _match_op(run, field, "$in", x)
-    if op == "$not":
-        return not _match_field(run, field, x)
-    if op == "$in":
-        return any(_match_op(run, field, "$eq", y) for y in x)
-    if field == "tags":
-        if op == "$regex":
-            return any(re.search(x, t) for t in run["tags"])
-        assert op == "$eq"
-        return x in run["tags"]
-    v = _lookup(run, field)
-    if op == "$exists":
-        present = v is not MISSING and not (field in _COLUMNS and v is None)
-        return present == x
-    if op == "$regex":
-        return isinstance(v, str) and re.search(x, v) is not None
-    if field == "created_at":
-        return _OPS[op](v, _as_dt(x))
-    if x is None:
-        return v is None
-    return _kind(v) == _kind(x) and _OPS[op](v, x)
-
-
-def _match_field(run: dict[str, Any], field: str, spec: Any) -> bool:
-    if isinstance(spec, dict):
-        return all(_match_op(run, field, op, x) for op, x in spec.items())
-    return _match_op(run, field, "$eq", spec)
-
-
-def brute(run: dict[str, Any], doc: dict[str, Any]) -> bool:
-    return evaluate(run, doc, _match_field)
+brute = Matcher(_lookup, frozenset(_COLUMNS), "tags", lambda run: run["tags"]).matches
 
 
 def _iso(i: int) -> str:
@@ -332,7 +257,7 @@ def test_api_runs_with_filters_and_len(backend: Backend) -> None:
 
 
 def _order_key(value: Any) -> tuple[int, Any]:
-    k = _kind(value)
+    k = kind(value)
     if k == "number":
         return 0, value
     if k == "string":
@@ -345,7 +270,7 @@ def _order_key(value: Any) -> tuple[int, Any]:
 def _brute_order(field: str) -> list[str]:
     desc = field.startswith("-")
     key = field.lstrip("+-")
-    present = [r for r in RUNS if _kind(_lookup(r, key)) in ("number", "string", "boolean")]
+    present = [r for r in RUNS if kind(_lookup(r, key)) in ("number", "string", "boolean")]
     missing = [r for r in RUNS if r not in present]
     present.sort(key=lambda r: (_order_key(_lookup(r, key)), r["run_id"]), reverse=desc)
     missing.sort(key=lambda r: r["run_id"], reverse=desc)
