@@ -74,9 +74,6 @@ class Principal:
         """The embedded store's user, or a loopback server's with no accounts."""
         return cls(name=name, kind="local", is_admin=True, source=source)
 
-    def with_source(self, source: str | None) -> Principal:
-        return dataclasses.replace(self, source=source)
-
 
 def entity_row(conn: Connection, name: str) -> Any:
     return conn.execute(select(entities).where(entities.c.name == name)).first()

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, text
+from sqlalchemy import Connection, and_, select, text
 
 from stemma.errors import UsageError
 from stemma.service.access import Principal
@@ -181,7 +181,3 @@ def verify(conn: Connection) -> dict[str, Any]:
             return {"ok": False, "checked": count, "first_bad": entry["seq"], "problem": problem}
         prev_hash, expected_seq, count = entry["hash"], expected_seq + 1, count + 1
     return {"ok": True, "checked": count, "first_bad": None, "problem": None, "head": prev_hash}
-
-
-def count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
