@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STEMMA_DIR ?= $(CURDIR)/.stemma
 export STEMMA_DIR
 
-.PHONY: run test install test-deps system-deps check lint format bench-deps bench clean
+.PHONY: run test install ui test-deps system-deps check lint format bench-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,25 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The web UI's browser libraries (uPlot, plotly.js), pinned in package.json and
+# package-lock.json, installed from the npm registry and served from our own origin.
+VENDOR := stemma/ui/static/vendor
+$(VENDOR)/.built: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	cp node_modules/plotly.js-dist-min/plotly.min.js $(VENDOR)/
+	touch $@
+
+ui: $(VENDOR)/.built
+
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENDOR)/.built
 
-test-deps: $(VENV)/.test-installed system-deps
+test-deps: $(VENV)/.test-installed $(VENDOR)/.built system-deps
 
 # System packages the tests start for real (PostgreSQL, Chromium); installs only what is missing.
 system-deps:
@@ -57,4 +69,4 @@ bench: install bench-deps
 	$(BIN)/python bench/log_throughput.py
 
 clean:
-	rm -rf $(VENV) .bench-venv .stemma .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .bench-venv .stemma .pytest_cache .ruff_cache .mypy_cache node_modules $(VENDOR)

@@ -14,6 +14,11 @@ need=()
 if ! have_postgres; then
   need+=(postgresql)
 fi
+# Headless Chromium for the web UI tests (Playwright drives /usr/bin/chromium; it never
+# downloads a browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+  need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing system packages: ${need[*]} (run as root, or install them)" >&2

@@ -19,7 +19,7 @@ from tests.fixtures.server import ServerProcess
 
 pytestmark = pytest.mark.embedded_only
 
-_TOKEN = re.compile(r"name=csrf_token value='([^']+)'")
+_TOKEN = re.compile(r"""name=["']?csrf_token["']? value=["']([^"']+)["']""")
 
 
 @dataclass

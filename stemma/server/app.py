@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from stemma import __version__
 from stemma.backend.embedded import EmbeddedBackend
 from stemma.sdk.capture import current_user
-from stemma.server import errors, pages, web
+from stemma.server import errors, web
 from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
 from stemma.server.deps import Store, rule
 from stemma.server.limits import BodyLimitMiddleware
 from stemma.server.routes import access, artifacts, blobs, runs
+from stemma.ui import views
+from stemma.ui.static_files import mount_static
 from stemma.wire.schemas import ErrorOut, WhoAmIOut
 
 _ERRORS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 429, 503)}
@@ -47,7 +49,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(artifacts.router)
     app.include_router(access.router)
     app.include_router(web.router)
-    app.include_router(pages.router)
+    for router in views.routers():
+        app.include_router(router)
+    mount_static(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

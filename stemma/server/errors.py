@@ -12,10 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stemma.errors import StemmaError
+from stemma.ui.render import error_page, wants_html
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the one error shape."""
 
     @app.exception_handler(StemmaError)
-    async def stemma_error(_request: Request, exc: StemmaError) -> JSONResponse:
+    async def stemma_error(request: Request, exc: StemmaError) -> Response:
+        if wants_html(request):
+            return error_page(request, STATUS_BY_CODE.get(exc.code, 500), exc.message)
         context = {
             k: v
             for k, v in exc.context.items()
@@ -79,21 +82,27 @@ def install(app: FastAPI) -> None:
         return error_response(exc.code, exc.message, context)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors()[:20]:
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg')}")
+        if wants_html(request):
+            return error_page(request, 400, "; ".join(problems))
         return error_response(
             "invalid_request", "invalid request: " + "; ".join(problems), {"problems": problems}
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(
             exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
         )
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if wants_html(request):
+            if exc.status_code == 404 and message == "Not Found":
+                message = f"There is no page at {request.url.path}."
+            return error_page(request, exc.status_code, message)
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route: see /api/v1/openapi.json for the API"
         if exc.status_code == 405:
@@ -101,6 +110,8 @@ def install(app: FastAPI) -> None:
         return error_response(code, message, status=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+    async def crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error: %s", exc)
+        if wants_html(request):
+            return error_page(request, 500, "Internal server error (logged on the server).")
         return error_response("internal_error", "internal server error (logged on the server)")

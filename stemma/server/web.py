@@ -35,32 +35,13 @@ from stemma.errors import PermissionDenied, RateLimited, Unauthenticated
 from stemma.server.auth import SAFE_METHODS, SESSION_COOKIE, authenticate, client_address
 from stemma.service.access import Principal
 from stemma.service.identity import SESSION_LIFETIME
+from stemma.ui.render import html_fragment, render
 
 LOGIN_CSRF_COOKIE = "stemma_login_csrf"
 LOGIN_CSRF_LIFETIME = 60 * 60  # seconds a sign-in form stays usable
 CSRF_FIELD = "csrf_token"
 
 router = APIRouter(include_in_schema=False)
-
-STYLE = """<style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:72rem}
-table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;
-text-align:left}header{display:flex;gap:1rem;align-items:center;margin-bottom:1.5rem}
-header .me{margin-left:auto}header form{display:inline;margin:0}
-.signin{max-width:22rem;margin:4rem auto}.signin label{display:block;margin:.8rem 0 .2rem}
-.signin input{width:100%;box-sizing:border-box;padding:.45rem;font:inherit}
-button{font:inherit;padding:.35rem .9rem;cursor:pointer}.signin button{margin-top:1.2rem}
-.error{color:#b00020;background:#fdecee;padding:.5rem .7rem;border-radius:4px}
-@media(prefers-color-scheme:dark){body{background:#111;color:#ddd}a{color:#8af}
-td,th{border-color:#333}input,button{background:#222;color:#ddd;border:1px solid #555}
-.error{color:#ffb4ab;background:#3b1214}}</style>"""
-
-# Pages carry no scripts; nothing may frame them (clickjacking) and forms post here only.
-_HEADERS = {
-    "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "x-frame-options": "DENY",
-    "referrer-policy": "same-origin",
-}
 
 
 class LoginRequired(Unauthenticated):
@@ -81,14 +62,14 @@ def page(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    """An HTML page: ``title`` is escaped here, ``body`` must be escaped by the caller."""
-    return HTMLResponse(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)} · Stemma</title>{STYLE}</head><body>"
-        f"{_header(request)}{body}</body></html>",
-        status_code=status,
-        headers={**_HEADERS, **(headers or {})},
+    """A page around ``body`` (HTML the caller has escaped); ``title`` is escaped here."""
+    return render(
+        request,
+        "fragment.html",
+        title,
+        status=status,
+        headers=headers,
+        body=html_fragment(body),
     )
 
 
@@ -98,22 +79,6 @@ def csrf_field(request: Request) -> str:
     if not token:
         return ""
     return f"<input type=hidden name={CSRF_FIELD} value='{html.escape(token)}'>"
-
-
-def _header(request: Request) -> str:
-    who: Principal | None = getattr(request.state, "principal", None)
-    if who is None:
-        return ""
-    kind = getattr(request.state, "auth_kind", None)
-    me = f"Signed in as <b>{html.escape(who.name)}</b>"
-    if kind == "session":
-        me += (
-            f" <form method=post action='/logout'>{csrf_field(request)}"
-            "<button type=submit>Sign out</button></form>"
-        )
-    elif kind == "local":
-        me = f"Local mode: <b>{html.escape(who.name)}</b>"
-    return f"<header><a href='/'>Stemma</a><span class=me>{me}</span></header>"
 
 
 def _same_token(sent: object, expected: str | None) -> bool:
@@ -218,7 +183,7 @@ def _login_form(
     esc = html.escape
     message = f"<p class=error role=alert>{esc(error)}</p>" if error else ""
     body = (
-        "<main class=signin><h1>Sign in to Stemma</h1>"
+        "<section class=signin><h1>Sign in to Stemma</h1>"
         f"{message}<form method=post action='/login'>"
         f"<input type=hidden name={CSRF_FIELD} value='{esc(token)}'>"
         f"<input type=hidden name=next value='{esc(next_path)}'>"
@@ -228,7 +193,7 @@ def _login_form(
         "<label for=password>Password</label>"
         "<input id=password name=password type=password required "
         "autocomplete=current-password>"
-        "<button type=submit>Sign in</button></form></main>"
+        "<button type=submit>Sign in</button></form></section>"
     )
     response = page(
         request,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any
 
 import msgpack
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -225,12 +227,15 @@ def history_keys(entity: str, project: str, run_id: str, store: Store) -> KeysOu
         200: {
             "content": {MSGPACK: {}},
             "description": "msgpack map {key: [kind, steps, values]} of "
-            "chunk-encoded columns (see stemma.wire.chunks)",
+            "chunk-encoded columns (see stemma.wire.chunks); with `Accept: "
+            "application/json`, {key: {steps: [...], values: [...]}} with non-finite "
+            "numbers as null (what the web UI's charts read)",
         }
     },
     openapi_extra=rule("read"),
 )
 def read_history(
+    request: Request,
     entity: str,
     project: str,
     run_id: str,
@@ -251,7 +256,38 @@ def read_history(
         min_step=min_step,
         max_step=max_step,
     )
+    if _wants_json(request):
+        return _json_response(_json_columns(cols))
     return Response(msgpack.packb(_encode_columns(cols), use_bin_type=True), media_type=MSGPACK)
+
+
+def _wants_json(request: Request) -> bool:
+    """Browsers ask for JSON; the SDK (any Accept but JSON) gets compact msgpack chunks."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _json_values(values: Any) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        out: list[Any] = values.tolist()
+        if values.dtype.kind == "f":
+            for i in np.flatnonzero(~np.isfinite(values)).tolist():
+                out[i] = None  # JSON has no NaN or infinity
+        return out
+    return list(values)
+
+
+def _json_columns(cols: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    return {
+        key: {"steps": np.asarray(col.steps).tolist(), "values": _json_values(col.values)}
+        for key, col in cols.items()
+    }
+
+
+def _json_response(body: Any) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":"), allow_nan=False, default=str),
+        media_type="application/json",
+    )
 
 
 def _encode_columns(cols: dict[str, Any]) -> dict[str, list[Any]]:
@@ -271,13 +307,16 @@ def _encode_columns(cols: dict[str, Any]) -> dict[str, list[Any]]:
     responses={
         200: {
             "content": {MSGPACK: {}},
-            "description": "msgpack map {run_id: {key: [kind, steps, values]}}",
+            "description": "msgpack map {run_id: {key: [kind, steps, values]}}; with "
+            "`Accept: application/json`, {run_id: {key: {steps: [...], values: [...]}}}",
         }
     },
     summary="The same keys of up to 1,000 runs, downsampled per key when samples is given",
     openapi_extra=rule("read"),
 )
-def read_histories(entity: str, project: str, body: HistoriesIn, store: Store) -> Response:
+def read_histories(
+    request: Request, entity: str, project: str, body: HistoriesIn, store: Store
+) -> Response:
     cols = store.read_histories(
         check_name(entity, "entity"),
         check_name(project, "project"),
@@ -286,5 +325,7 @@ def read_histories(entity: str, project: str, body: HistoriesIn, store: Store) -
         stream=body.stream,
         samples=body.samples,
     )
+    if _wants_json(request):
+        return _json_response({run_id: _json_columns(per) for run_id, per in cols.items()})
     out = {run_id: _encode_columns(per_key) for run_id, per_key in cols.items()}
     return Response(msgpack.packb(out, use_bin_type=True), media_type=MSGPACK)
