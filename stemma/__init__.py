@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
-from stemma import errors, util
+from stemma import errors, media, util
 from stemma.api.public import Api
 from stemma.errors import StemmaError
 from stemma.sdk import lifecycle as _lifecycle
 from stemma.sdk.artifact import Artifact
 from stemma.sdk.config import Config
 from stemma.sdk.init import init
+from stemma.sdk.media import Html, Image, Plotly, Table
 from stemma.sdk.run import Run
 from stemma.sdk.summary import Summary
 from stemma.settings import Settings
@@ -43,16 +44,21 @@ __all__ = [
     "Api",
     "Artifact",
     "Config",
+    "Html",
+    "Image",
+    "Plotly",
     "Run",
     "Settings",
     "StemmaError",
     "Summary",
+    "Table",
     "__version__",
     "config",
     "errors",
     "finish",
     "init",
     "log",
+    "media",
     "run",
     "summary",
     "util",

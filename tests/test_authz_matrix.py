@@ -32,6 +32,7 @@ from stemma.wire.manifest import Entry, Manifest
 from tests.fixtures.accounts import as_user, make_user, open_store
 from tests.fixtures.server import ServerProcess
 from tests.test_access import log_artifact, log_run
+from tests.test_media import log_media
 
 pytestmark = pytest.mark.postgresql_only  # the production database; one server for all
 
@@ -107,6 +108,7 @@ class World:
         f = tmp / "blob.bin"
         f.write_bytes(self.blob)
         self.digest = store.store_files([(f, None)])[0][0]
+        self.media_digest = log_media(ann, tmp, "acme/vision/m1")  # a run with an image
 
     def as_role(self, role: str) -> EmbeddedBackend:
         """The store acting as ``role`` when it may write in acme, else as the admin
@@ -216,6 +218,13 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/projects/{entity}/{project}/histories"): lambda w, r: {
         "url": f"{V}/projects/acme/vision/histories",
         "json": {"run_ids": ["r1"], "keys": ["loss"]},
+    },
+    ("GET", "/runs/{entity}/{project}/{run_id}/media"): lambda w, r: {
+        "url": f"{V}/runs/acme/vision/m1/media",
+        "params": {"key": "sample"},
+    },
+    ("GET", "/runs/{entity}/{project}/{run_id}/media/{digest}"): lambda w, r: {
+        "url": f"{V}/runs/acme/vision/m1/media/{w.media_digest}"
     },
     ("POST", "/blobs/missing"): lambda w, r: {
         "url": f"{V}/blobs/missing",

@@ -157,6 +157,25 @@ class ApiRun:
             yield from iter_rows(cols, keys)
             lo = hi + 1
 
+    def list_media(self, key: str | None = None) -> list[dict[str, Any]]:
+        """The media the run logged (under ``key``), by key then step, from the store's
+        index: dicts of key, step, kind, digest, size, caption and meta."""
+        return self._backend.list_media(self.ref, key)
+
+    def media(self, key: str, step: int | None = None) -> Any:
+        """The media logged under ``key`` at ``step`` (the latest when None), read back
+        as :func:`stemma.media.load` does: a PIL image, a list of them, a
+        :class:`stemma.Table`, a plotly figure dict or a str of HTML."""
+        from stemma.api.media import find_item, load
+
+        return load(find_item(self._backend, self.ref, key, step), self)
+
+    def media_bytes(self, key: str, step: int | None = None) -> bytes | list[bytes]:
+        """The stored bytes of that media (one per image for a list of images)."""
+        from stemma.api.media import find_item, load_bytes
+
+        return load_bytes(find_item(self._backend, self.ref, key, step), self)
+
     def update(self) -> None:
         """Save edits made to ``name``, ``tags``, ``notes``, ``group``, ``job_type``
         and ``summary``."""

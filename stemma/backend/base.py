@@ -141,6 +141,19 @@ class Backend(abc.ABC):
     def delete_run(self, ref: RunRef) -> None:
         """Delete a run and its history."""
 
+    # ------------------------------------------------------------ media
+    @abc.abstractmethod
+    def list_media(self, ref: RunRef, key: str | None = None) -> list[dict[str, Any]]:
+        """The media a run logged (under ``key``), by key then step: dicts of ``key``,
+        ``step``, ``kind`` (image, images, table, plotly, html), ``digest``, ``size``,
+        ``caption`` and ``meta`` (the rest of the reference: width, height, format,
+        nrows, ncols, a list's ``items``...). See :mod:`stemma.wire.media`."""
+
+    @abc.abstractmethod
+    def read_media(self, ref: RunRef, digest: str) -> bytes:
+        """The bytes of one blob of the run's media (an image of a table or of a list
+        included); NotFound when ``digest`` is not one of them, whatever the store holds."""
+
     # ------------------------------------------------------------ artifacts
     @abc.abstractmethod
     def store_files(

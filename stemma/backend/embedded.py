@@ -24,8 +24,10 @@ from stemma.service import diff as diff_service
 from stemma.service import history as history_service
 from stemma.service import identity as identity_service
 from stemma.service import lineage as lineage_service
+from stemma.service import media as media_service
 from stemma.service import promotions as promotion_service
 from stemma.service import retention as retention_service
+from stemma.service import run_facets
 from stemma.service import runs as run_service
 from stemma.service.access import Gate, Level, Principal
 from stemma.settings import Settings
@@ -162,6 +164,28 @@ class EmbeddedBackend(Backend):
             self._require(conn, entity, project, Level.READ)
             return run_service.count_runs(conn, entity, project, filters)
 
+    def run_value_counts(
+        self,
+        entity: str,
+        project: str,
+        fields: Sequence[str],
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 200,
+    ) -> dict[str, list[tuple[str | None, int]]]:
+        """{field: [(value, runs)]} of the project's runs (that match ``filters``) for
+        ``state``, ``job_type``, ``group``, ``user`` and ``tags``, most runs first: the
+        choices of the web UI's filters and its group summaries, by SQL GROUP BY."""
+        with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
+            return run_facets.value_counts(conn, entity, project, fields, filters, limit)
+
+    def run_keys(self, entity: str, project: str, sample: int = 500) -> dict[str, list[str]]:
+        """{"config": keys, "summary": keys} used by the project's latest ``sample`` runs
+        (nested keys as dotted paths): the web UI's column choices."""
+        with read_tx(self.engine) as conn:
+            self._require(conn, entity, project, Level.READ)
+            return run_facets.sample_keys(conn, entity, project, sample)
+
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str, int]]:
         with read_tx(self.engine) as conn:
             found = run_service.list_projects(conn, entity)
@@ -237,6 +261,28 @@ class EmbeddedBackend(Backend):
                     "a team admin may delete it"
                 )
             run_service.delete_run(conn, ref, self.who)
+
+    # ------------------------------------------------------------ media
+    def list_media(self, ref: RunRef, key: str | None = None) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.READ)
+            return media_service.list_media(conn, run_service.require_run_pk(conn, ref), key)
+
+    def media_blob(self, ref: RunRef, digest: str) -> str:
+        """The Content-Type of ``digest`` as a blob of the run's media (what the media
+        route serves it as); NotFound when it is not one, or its bytes are not stored."""
+        with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.READ)
+            pk = run_service.require_run_pk(conn, ref)
+            content_type = media_service.content_type(conn, pk, digest)
+        if content_type is None or not self.blobs.has(digest):
+            raise NotFound(f"run {ref.path} has no media blob {digest}", digest=digest)
+        return content_type
+
+    def read_media(self, ref: RunRef, digest: str) -> bytes:
+        self.media_blob(ref, digest)
+        with self.blobs.open(digest) as fh:
+            return bytes(fh.read())
 
     # ------------------------------------------------------------ artifacts
 

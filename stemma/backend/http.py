@@ -337,6 +337,27 @@ class HttpBackend(Backend):
     def delete_run(self, ref: RunRef) -> None:
         self._request("DELETE", f"/api/v1/runs/{_path(ref.entity, ref.project, ref.run_id)}")
 
+    # ------------------------------------------------------------ media
+    def list_media(self, ref: RunRef, key: str | None = None) -> list[dict[str, Any]]:
+        from stemma.wire.schemas import MediaListOut
+
+        params = {} if key is None else {"key": key}
+        path = _path(ref.entity, ref.project, ref.run_id)
+        body = self._json("GET", f"/api/v1/runs/{path}/media", params=params)
+        return [m.model_dump() for m in MediaListOut.model_validate(body).media]
+
+    def read_media(self, ref: RunRef, digest: str) -> bytes:
+        """The bytes, checked against their digest (a proxy may not alter them)."""
+        import hashlib
+
+        path = _path(ref.entity, ref.project, ref.run_id, "media", digest)
+        data: bytes = self._request("GET", f"/api/v1/runs/{path}").content
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(
+                f"media blob {digest} of {ref.path} arrived with other bytes", digest=digest
+            )
+        return data
+
     # ------------------------------------------------------------ blobs
     def store_files(
         self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -132,6 +133,8 @@ class BlobCache:
     def evict(self, max_bytes: int | None = None) -> tuple[int, int]:
         """Delete least recently used files until under ``max_bytes``; (files, bytes)."""
         limit = self.max_bytes if max_bytes is None else max_bytes
+        if limit >= sys.maxsize:  # a pending store: never evicted, so never listed
+            return 0, 0
         entries = self.entries()
         total = sum(size for _, size, _ in entries)
         if total <= limit:

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stemma.errors import InvalidValueError, StemmaError, UsageError
-from stemma.sdk import capture
+from stemma.errors import InvalidValueError, StemmaError, StoreError, UsageError
+from stemma.sdk import capture, mediastore
 from stemma.sdk.config import Config
+from stemma.sdk.media import Image, Media, image_list_ref
 from stemma.sdk.spool import SUFFIX
 from stemma.sdk.summary import Summary
 from stemma.sdk.writer import RunWriter
@@ -30,8 +31,12 @@ _RESERVED = frozenset(("_step", "_runtime", "_timestamp"))
 MAX_KEY_LENGTH = 512
 
 
-def _convert_value(key: str, value: Any) -> Any:
-    """A loggable value for ``value``, or InvalidValueError naming ``key``."""
+def _convert_value(key: str, value: Any, media: list[Media]) -> Any:
+    """A loggable value for ``value``, or InvalidValueError naming ``key``.
+
+    A media object (or a list of images) becomes its reference dict and is added to
+    ``media``, whose bytes ``run.log`` keeps once the whole row has been checked.
+    """
     t = type(value)
     if t is str and "\x00" in value:
         raise InvalidValueError(
@@ -41,9 +46,20 @@ def _convert_value(key: str, value: Any) -> Any:
         )
     if t is float or t is int or t is str or t is bool or value is None:
         return value
-    to_log = getattr(value, "_to_log", None)  # media objects (Image, Table, ...)
-    if to_log is not None:
-        return to_log(key)
+    if isinstance(value, Media):  # Image, Table, Plotly, Html
+        ref = value._to_log(key)
+        media.append(value)
+        return ref
+    if t is list or t is tuple:
+        if value and all(isinstance(v, Image) for v in value):
+            media.extend(value)
+            return image_list_ref(value)
+        raise InvalidValueError(
+            f"cannot log {key!r}: a {t.__name__} can only be logged when it is a list of "
+            "stemma.Image (log numbers under keys of their own, or use a stemma.Table)",
+            key=key,
+            type=t.__name__,
+        )
     module = t.__module__
     if module.startswith(("numpy", "torch", "jax", "tensorflow")):
         size = getattr(value, "size", None)
@@ -51,7 +67,7 @@ def _convert_value(key: str, value: Any) -> Any:
         if (shape == () or size == 1) and hasattr(value, "item"):
             if callable(size):  # torch: size() is a method
                 pass
-            return _convert_value(key, value.item())
+            return _convert_value(key, value.item(), media)
     for base in (bool, int, float, str):
         if isinstance(value, base):
             return base(value)
@@ -63,7 +79,7 @@ def _convert_value(key: str, value: Any) -> Any:
     )
 
 
-def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], media: list[Media]) -> None:
     for k, v in data.items():
         if type(k) is not str:
             raise InvalidValueError(
@@ -87,10 +103,10 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
                 f"{MAX_KEY_LENGTH} are allowed",
                 key=key[:80],
             )
-        if isinstance(v, Mapping) and getattr(v, "_to_log", None) is None:
-            _flatten(v, key + "/", out)
+        if isinstance(v, Mapping):
+            _flatten(v, key + "/", out, media)
         else:
-            out[key] = _convert_value(key, v)
+            out[key] = _convert_value(key, v, media)
 
 
 class _NullWriter:
@@ -145,6 +161,7 @@ class Run:
         self._spool_id = uuid.uuid4().hex
         self.dir = settings.spool_root / ref.entity / ref.project / ref.run_id
         self._sampler: Any = None
+        self._media_store: Any = None  # where logged media waits for upload (first use)
         self._git: dict[str, Any] | None = None
         if settings.mode == "disabled":
             self._writer: Any = _NullWriter()
@@ -277,10 +294,13 @@ class Run:
     ) -> None:
         """Log a row of metrics (``{"loss": 0.1}``) at the current (or given) step.
 
-        Nested dicts become ``a/b`` keys. With ``step``, rows logged at the same step
-        merge and the row is written when a higher step arrives (as W&B does); a step
-        lower than the current one is dropped with a warning. ``commit=False``
-        accumulates into the current step without advancing it.
+        Values are numbers, strings, bools, None, numpy/torch scalars or media
+        (``stemma.Image``, ``Table``, ``Plotly``, ``Html``, or a list of images, whose
+        bytes are written next to the spool before this returns and uploaded ahead of
+        the row). Nested dicts become ``a/b`` keys. With ``step``, rows logged at the
+        same step merge and the row is written when a higher step arrives (as W&B
+        does); a step lower than the current one is dropped with a warning.
+        ``commit=False`` accumulates into the current step without advancing it.
         """
         if self._finished:
             raise UsageError(f"run {self.path} is finished; call stemma.init() to start another")
@@ -290,6 +310,7 @@ class Run:
                 type=type(data).__name__,
             )
         row: dict[str, Any] | None = None
+        media: list[Media] = []
         for k, v in data.items():
             t = type(v)
             if (
@@ -302,7 +323,7 @@ class Run:
             ):
                 continue
             row = {}
-            _flatten(data, "", row)
+            _flatten(data, "", row, media)
             break
         if row is None:
             row = dict(data)
@@ -328,12 +349,39 @@ class Run:
                 if self._pending is not None:
                     self._commit()
                 self._step = step
+        if media:
+            self._keep_media(media)  # queued before the row that references it
         if self._pending is None:
             self._pending = row
         else:
             self._pending.update(row)
         if commit or (commit is None and step is None):
             self._commit()
+
+    def _keep_media(self, items: list[Media]) -> None:
+        """Write the media's bytes beside the spool (the only wait ``run.log`` has for
+        media) and queue a ``blobs`` event naming them, which the frame's applier
+        uploads before the rows that reference them (see :mod:`stemma.sdk.mediastore`)."""
+        if self.settings.mode == "disabled":
+            return
+        if self._media_store is None:
+            self._media_store = mediastore.open_store(self.dir)
+        store = self._media_store
+        digests: dict[str, None] = {}
+        try:
+            for item in items:
+                for digest, data in item._payloads():
+                    if digest not in digests:
+                        digests[digest] = None
+                        if not store.has(digest):
+                            store.put_chunks([data], expected=digest)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot keep logged media of run {self.path} in {store.root}: {exc}; "
+                "nothing of this log call was recorded",
+                path=str(store.root),
+            ) from exc
+        self._put(mediastore.blobs_event(digests))
 
     def _commit(self) -> None:
         row = self._pending
@@ -596,6 +644,7 @@ class Run:
             return
         if spool is not None and not self.settings.keep_spool:
             spool.path.unlink(missing_ok=True)
+            mediastore.discard_if_done(self.dir)  # every media blob is in the store now
             for parent in (self.dir, self.dir.parent, self.dir.parent.parent):
                 try:
                     parent.rmdir()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stemma.backend.base import Backend
+from stemma.sdk import mediastore
 from stemma.sdk.spool import SUFFIX, SpoolReader, spool_files
 
 
@@ -57,7 +58,9 @@ def sync_spool(
     for start, end, events in reader.frames(done):
         if any(ev["t"] in ("artifact", "use") for ev in events):
             replay_offline(backend, reader.ref, events)  # before the frame is marked done
-        backend.apply(reader.ref, reader.spool_id, start, end, events)
+        mediastore.apply_frame(
+            backend, reader.ref, reader.spool_id, start, end, events, path.parent
+        )
         frames += 1
         nbytes += end - start
         if progress is not None:
@@ -65,6 +68,7 @@ def sync_spool(
     removed = False
     if remove and not _owner_alive(reader.header):
         path.unlink(missing_ok=True)
+        mediastore.discard_if_done(path.parent)
         removed = True
     return SyncResult(path, reader.ref.path, frames, nbytes, True, removed)
 

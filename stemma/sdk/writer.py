@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stemma.errors import StemmaError
-from stemma.sdk import capture
+from stemma.sdk import capture, mediastore
 from stemma.sdk.spool import SpoolReader, SpoolWriter
 from stemma.settings import Settings
 from stemma.wire.history import Row, encode_rows
@@ -266,7 +266,15 @@ class RunWriter(threading.Thread):
                     for start, end, events in self._pending_frames():
                         if start < self.applied_offset:
                             continue
-                        backend.apply(self.ref, self.spool.spool_id, start, end, events)
+                        mediastore.apply_frame(  # media bytes first, then the frame
+                            backend,
+                            self.ref,
+                            self.spool.spool_id,
+                            start,
+                            end,
+                            events,
+                            self.spool.path.parent,
+                        )
                         self.applied_offset = end
                         self._last_contact = time.monotonic()
                 self._forget_applied()

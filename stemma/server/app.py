@@ -16,7 +16,7 @@ from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
 from stemma.server.deps import Store, rule
 from stemma.server.limits import BodyLimitMiddleware
-from stemma.server.routes import access, artifacts, blobs, runs
+from stemma.server.routes import access, artifacts, blobs, media, runs
 from stemma.ui import views
 from stemma.ui.static_files import mount_static
 from stemma.wire.schemas import ErrorOut, WhoAmIOut
@@ -45,6 +45,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         BodyLimitMiddleware, limit=settings.max_body_bytes, blob_limit=settings.max_blob_bytes
     )
     app.include_router(runs.router)
+    app.include_router(media.router)
     app.include_router(blobs.router)
     app.include_router(artifacts.router)
     app.include_router(access.router)

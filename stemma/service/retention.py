@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, insert, select
 
 from stemma.errors import UsageError
-from stemma.service import audit
+from stemma.service import audit, media
 from stemma.service.access import Gate, Level
 from stemma.service.artifacts import (
     LATEST,
@@ -217,8 +217,8 @@ def storage_stats(
 
 
 def live_digests(conn: Connection) -> set[str]:
-    """Every blob a committed version references."""
-    live: set[str] = set()
+    """Every blob a committed version or an existing run's media references."""
+    live: set[str] = media.live_digests(conn)
     for vid in conn.execute(
         select(artifact_versions.c.id).where(artifact_versions.c.state == "committed")
     ).scalars():

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
 
 from stemma.errors import AlreadyExists, Conflict, NotFound, UsageError
-from stemma.service import audit, history
+from stemma.service import audit, history, media
 from stemma.service.access import Principal
 from stemma.storage.models import entities, projects, run_spools, runs
 from stemma.wire.records import ApplyResult, RunRecord, RunRef
@@ -209,6 +209,7 @@ _ORDER_FIELDS = {
     "run_id": runs.c.run_id,
     "id": runs.c.run_id,
     "runtime": runs.c.runtime,
+    "last_step": runs.c.last_step,
 }
 
 
@@ -398,6 +399,9 @@ def _apply_event(conn: Connection, pk: int, ev: dict[str, Any], state: dict[str,
             rt = cols.get("_runtime")
             if rt is not None and len(rt):
                 state["runtime"] = float(rt.last())
+            found = media.collect(cols)
+            if found:
+                state.setdefault("media", []).extend(found)
     elif kind == "config":
         state["config"] = ev["data"]
     elif kind == "summary":
@@ -417,6 +421,8 @@ def _apply_event(conn: Connection, pk: int, ev: dict[str, Any], state: dict[str,
         pass  # handled before the loop
     elif kind in ("artifact", "use"):
         pass  # offline artifact events: the client replays them before the frame (sync)
+    elif kind == "blobs":
+        pass  # media bytes the client uploads before sending the frame (stemma.sdk.mediastore)
     else:
         raise UsageError(f"unknown event type {kind!r} in a spool frame", event=kind)
 
@@ -508,6 +514,7 @@ def apply_frame(
     state: dict[str, Any] = {}
     for ev in events:
         _apply_event(conn, pk, ev, state)
+    media.record(conn, pk, state.pop("media", []))  # refused unless the bytes are stored
     _flush_state(conn, pk, state)
     if "finish" not in state:
         _touch(conn, pk)

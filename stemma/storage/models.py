@@ -144,6 +144,37 @@ history_chunks = Table(
     Index(None, "run_pk", "is_open"),
 )
 
+# Media logged with run.log (images, image lists, tables, plotly figures, HTML), one row
+# per key and step: what the history reference says, indexed, so a run's media can be
+# listed by key and step without decoding its history. Written when the frame holding
+# the history batch is applied (see stemma.service.media).
+run_media = Table(
+    "run_media",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # image | images | table | plotly | html
+    Column("digest", String(64), nullable=False),  # the object's blob (a list's first)
+    Column("size", BigInteger, nullable=False),
+    Column("caption", Text),
+    Column("meta", JsonType(), nullable=False),  # width, height, format, nrows, items...
+    UniqueConstraint("run_pk", "key", "step"),
+)
+
+# Every blob a run's media needs (a table's image cells and a list's images included),
+# with the Content-Type it is served as: the media route serves a digest only when it is
+# here for that run, and gc keeps every digest here alive until the run is deleted.
+run_media_blobs = Table(
+    "run_media_blobs",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("content_type", String(64), nullable=False),
+    Index(None, "digest"),
+)
+
 # ------------------------------------------------------------------ artifacts
 
 project_settings = Table(

@@ -13,11 +13,11 @@ has and how each is stored (:data:`RUNS`, :data:`ARTIFACT_VERSIONS`).
 Semantics (also what ``tests/test_filters.py`` and ``tests/test_artifact_queries.py``
 check against a Python evaluator):
 
-- Run fields: ``state``, ``name``/``display_name``, ``group``, ``jobType``/``job_type``,
-  ``user``/``username``, ``created_at`` (ISO strings or datetimes; naive means UTC),
-  ``tags`` (membership: ``{"tags": "x"}`` means the list contains "x"; ``$in`` means it
-  contains any of, ``$nin`` none of; ``$regex`` any tag matches), and
-  ``config.<key>`` / ``summary_metrics.<key>`` (or ``summary.<key>``).
+- Run fields: ``state``, ``name``/``display_name``, ``notes``, ``group``,
+  ``jobType``/``job_type``, ``user``/``username``, ``created_at`` (ISO strings or
+  datetimes; naive means UTC), ``tags`` (membership: ``{"tags": "x"}`` means the
+  list contains "x"; ``$in`` means it contains any of, ``$nin`` none of; ``$regex`` any
+  tag matches), and ``config.<key>`` / ``summary_metrics.<key>`` (or ``summary.<key>``).
 - Artifact version fields: ``name``, ``type``, ``state`` (``committed``/``deleted``),
   ``description``, ``digest`` (strings), ``version`` (the index: ``v3`` is 3),
   ``size``, ``file_count`` (numbers), ``created_at``, ``aliases`` (membership, as
@@ -94,7 +94,7 @@ def _strings(*names: str) -> dict[str, tuple[str, str]]:
 RUNS = Schema(
     "runs",
     columns={
-        **_strings("state", "name"),
+        **_strings("state", "name", "notes"),
         "display_name": ("name", "string"),
         "group": ("group_name", "string"),
         "jobType": ("job_type", "string"),

@@ -232,6 +232,26 @@ class KeysOut(_Model):
     keys: list[str]
 
 
+class MediaOut(_Model):
+    """One media value a run logged (see :mod:`stemma.wire.media`)."""
+
+    key: str
+    step: int
+    kind: str = Field(description="image, images (a list), table, plotly or html")
+    digest: str = Field(description="SHA-256 of its blob (a list: of its first image)")
+    size: int = Field(description="bytes (a list: of all its images)")
+    caption: str | None = None
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the rest of its reference: width, height, format (images), nrows, "
+        "ncols, images (tables), count, items (lists of images)",
+    )
+
+
+class MediaListOut(_Model):
+    media: list[MediaOut]
+
+
 class WhoAmIOut(_Model):
     user: str
     entity: str = Field(description="where runs go by default (a service account's team)")
