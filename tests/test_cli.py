@@ -44,8 +44,9 @@ def test_sync_with_nothing() -> None:
 def test_demo_fast(api: stemma.Api) -> None:
     out = CliRunner().invoke(cli, ["demo", "--fast"])
     assert out.exit_code == 0, out.output
-    runs = list(api.runs("stemma-demo"))
-    assert len(runs) == 6
+    everything = list(api.runs("stemma-demo"))
+    assert sorted(r.job_type for r in everything) == ["preprocess"] + ["train"] * 6
+    runs = [r for r in everything if r.job_type == "train"]
     assert {r.config["architecture"] for r in runs} == {"mlp", "logreg"}
     assert {r.group for r in runs} == {"lr-sweep"}
     for r in runs:
@@ -54,10 +55,20 @@ def test_demo_fast(api: stemma.Api) -> None:
         assert r.summary["best_val_acc"] >= r.summary["val/acc"]
         losses = r.history(keys=["train/loss"])["train/loss"]
         assert losses.iloc[-20:].mean() < losses.iloc[:20].mean()  # it really learned
-    assert "logged 6 runs" in out.output
+        kinds = {m["key"]: m["kind"] for m in r.list_media()}
+        assert kinds == {
+            "val/confusion": "image",
+            "val/predictions": "table",
+            "val/scores": "plotly",
+            "report": "html",
+        }
+        assert r.media("val/predictions").get_dataframe().shape == (20, 5)
+        assert [a.name for a in r.used_artifacts()] == ["tickets:v0"]
+        assert [a.type for a in r.logged_artifacts()] == ["model"]
+    assert "logged 7 runs" in out.output
     again = CliRunner().invoke(cli, ["demo", "--fast"])  # once per store unless asked
-    assert again.exit_code == 0 and "already has 6 runs" in again.output
-    assert len(list(api.runs("stemma-demo"))) == 6
+    assert again.exit_code == 0 and "already has 7 runs" in again.output
+    assert len(list(api.runs("stemma-demo"))) == 7
 
 
 @pytest.mark.embedded_only  # it starts its own server
