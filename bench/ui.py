@@ -179,24 +179,26 @@ def compare_chart(run_ids: list[str]) -> Callable[[Any], int]:
             f"/p/{ENTITY}/{PROJECT}/compare?runs={','.join(run_ids)}&keys=loss",
             wait_until="domcontentloaded",
         )
-        page.wait_for_selector(".chart[data-points]:not([data-points='0'])", timeout=60_000)
-        return int(page.locator(".chart[data-series]").first.get_attribute("data-series") or 0)
+        page.wait_for_selector(
+            "figure.chart[data-drawn='1']:not([data-points='0'])", timeout=60_000
+        )
+        return int(page.locator("figure.chart").first.get_attribute("data-series") or 0)
 
     return open_page
 
 
 def _drawn(page: Any) -> int:
-    return int(page.evaluate("document.querySelectorAll('.chart[data-points]').length"))
+    return int(page.evaluate("document.querySelectorAll(\"figure.chart[data-drawn='1']\").length"))
 
 
 def wide_first_screen(page: Any) -> int:
     page.goto(f"/p/{ENTITY}/{PROJECT}/r/wide", wait_until="domcontentloaded")
-    page.wait_for_selector(".chart[data-points]", timeout=60_000)
+    page.wait_for_selector("figure.chart[data-drawn='1']", timeout=60_000)
     # Every chart whose box is on the first screen has drawn its data.
     page.wait_for_function(
-        """() => [...document.querySelectorAll('.chart')]
+        """() => [...document.querySelectorAll('figure.chart')]
             .filter(c => c.getBoundingClientRect().top < innerHeight)
-            .every(c => Number(c.dataset.points) > 0)""",
+            .every(c => c.dataset.drawn === '1' && Number(c.dataset.points) > 0)""",
         timeout=60_000,
     )
     return _drawn(page)
@@ -210,7 +212,7 @@ def wide_all(page: Any) -> int:
             break
         page.wait_for_timeout(20)
     page.wait_for_function(
-        f"document.querySelectorAll('.chart[data-points]').length >= {WIDE_KEYS}",
+        f"document.querySelectorAll(\"figure.chart[data-drawn='1']\").length >= {WIDE_KEYS}",
         timeout=60_000,
     )
     return _drawn(page)
