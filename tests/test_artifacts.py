@@ -141,6 +141,46 @@ def test_concurrent_alias_moves_keep_one_consistent_history(workdir: Path, api: 
     assert final == f"v{history[-1]['to_version']}"
 
 
+def test_concurrent_alias_additions_to_one_version_keep_every_alias(
+    workdir: Path, api: stemma.Api
+) -> None:
+    """add_aliases is relative to the aliases the version has under its lock: six writers
+    each adding their own alias to one version all keep theirs (a whole-list update read
+    before the lock would lose some)."""
+    from stemma.backend import get_backend
+    from stemma.settings import Settings
+    from stemma.wire.records import ArtifactRef
+
+    with stemma.init(project="p") as run:
+        a = stemma.Artifact("clf", type="model")
+        with a.new_file("w.txt") as fh:
+            fh.write("weights")
+        run.log_artifact(a)
+    backend = get_backend(Settings.from_env())
+    ref = ArtifactRef(api.artifact("p/clf:v0").entity, "p", "clf", 0)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        barrier.wait()
+        try:
+            backend.update_artifact(ref, {"add_aliases": [f"tag-{i}"]})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(api.artifact("p/clf:v0").aliases) == {"latest"} | {f"tag-{i}" for i in range(6)}
+    backend.update_artifact(ref, {"remove_aliases": ["tag-0", "tag-5"]})
+    assert set(api.artifact("p/clf:v0").aliases) == {"latest"} | {f"tag-{i}" for i in (1, 2, 3, 4)}
+    with pytest.raises(UsageError, match="not both"):
+        backend.update_artifact(ref, {"aliases": ["x"], "add_aliases": ["y"]})
+
+
 def test_aliases_and_their_history(workdir: Path, api: stemma.Api) -> None:
     run = stemma.init(project="p")
     for i in range(3):

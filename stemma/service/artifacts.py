@@ -868,6 +868,9 @@ def update_version(
 ) -> ArtifactRecord:
     """Change aliases / description / ttl, or add metadata keys, of a committed version.
 
+    ``aliases`` is the whole new list; ``add_aliases`` / ``remove_aliases`` change the
+    current one (what a click on one alias means).
+
     Members may do all of it except moving protected aliases and changing the TTL of a
     version someone else logged: those need a team admin.
     """
@@ -883,13 +886,29 @@ def update_version(
     coll, ver = resolve(conn, ref.entity, ref.project, ref.name, f"v{ref.version}", lock=True)
     if ver.state != "committed":
         raise Conflict(f"artifact {ref.path} was deleted and cannot be changed")
-    unknown = set(changes) - {"aliases", "description", "ttl_seconds", "metadata"}
+    unknown = set(changes) - {
+        "aliases",
+        "add_aliases",
+        "remove_aliases",
+        "description",
+        "ttl_seconds",
+        "metadata",
+    }
     if unknown:
         raise UsageError(
             f"cannot change {sorted(unknown)} of a committed artifact: files "
             "and existing metadata are immutable",
             fields=sorted(unknown),
         )
+    if "add_aliases" in changes or "remove_aliases" in changes:
+        # Relative to the aliases the version has now, read under the version's lock: two
+        # people adding different aliases at once both keep theirs.
+        if "aliases" in changes:
+            raise UsageError("give either aliases, or add_aliases / remove_aliases, not both")
+        now = set(_aliases_of(conn, [ver.id])[ver.id]) - {LATEST}
+        add = set(changes.pop("add_aliases", None) or ())
+        remove = set(changes.pop("remove_aliases", None) or ())
+        changes = {**changes, "aliases": sorted((now | add) - remove)}
     values: dict[str, Any] = {}
     if "description" in changes:
         values["description"] = changes["description"]

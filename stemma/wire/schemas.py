@@ -403,6 +403,8 @@ class CommitOut(_Model):
 
 class ArtifactUpdateIn(_Model):
     aliases: list[str] | None = None
+    add_aliases: list[str] | None = None  # relative to the current aliases, under a lock
+    remove_aliases: list[str] | None = None
     description: str | None = None
     ttl_seconds: float | None = None
     metadata: dict[str, Any] | None = None

@@ -517,7 +517,7 @@ def add_alias(
         if alias in current:
             return _back(ref, f"{alias} already points at {name}:{version}.")
         was = _aliases_by_version(store, entity, project, name).get(alias)
-        store.update_artifact(ref, {"aliases": [*current, alias]})
+        store.update_artifact(ref, {"add_aliases": [alias]})
     except (PermissionDenied, UsageError, Conflict) as exc:
         return _refused(request, store, ref, exc, alias)
     moved = f" (moved from v{was})" if was is not None else ""
@@ -540,7 +540,7 @@ def remove_alias(
         current = store.get_artifact(entity, project, name, version, with_manifest=False).aliases
         if alias not in current:
             return _back(ref, f"{alias} does not point at {name}:{version}; nothing changed.")
-        store.update_artifact(ref, {"aliases": [a for a in current if a != alias]})
+        store.update_artifact(ref, {"remove_aliases": [alias]})
     except (PermissionDenied, UsageError, Conflict) as exc:
         return _refused(request, store, ref, exc, "")
     return _back(ref, f"Removed {alias} from {name}:{version}.")
