@@ -125,6 +125,11 @@ ERRORS_BY_CODE: dict[str, type[StemmaError]] = {
 }
 
 
+# A request the server's schema refused (a negative duration, a wrong type) is the same
+# mistake the embedded store reports as UsageError: the same class on either backend.
+ERRORS_BY_CODE["invalid_request"] = UsageError
+
+
 def from_dict(body: dict[str, Any]) -> StemmaError:
     """Rebuild the typed exception from its wire form (unknown codes become StemmaError)."""
     cls = ERRORS_BY_CODE.get(str(body.get("code")), StemmaError)

@@ -534,6 +534,35 @@ def test_bounded_cache_evicts_least_recently_used(tmp_path: Path) -> None:
     assert cache.evict(0) == (2, 20)
 
 
+def test_default_ttl_applies_to_versions_logged_without_one(workdir: Path, api: stemma.Api) -> None:
+    """A policy's default TTL is given to new versions logged without a TTL: the
+    artifact's own policy first, then the project's; an explicit TTL wins."""
+    with stemma.init(project="p") as run:
+        entity = run.entity
+        api._backend.set_retention(entity, "p", None, None, None, 30 * 86400.0)
+        api._backend.set_retention(entity, "p", "ckpt", 3, None, 7 * 86400.0)
+
+        def log(name: str, text: str, ttl: dt.timedelta | None = None) -> None:
+            a = stemma.Artifact(name, type="model")
+            with a.new_file("w.txt") as fh:
+                fh.write(text)
+            if ttl is not None:
+                a.ttl = ttl
+            run.log_artifact(a)
+
+        log("ckpt", "a")
+        log("model", "b")
+        log("model", "c", dt.timedelta(days=1))
+    assert api.artifact("p/ckpt:v0").ttl == dt.timedelta(days=7)
+    assert api.artifact("p/model:v0").ttl == dt.timedelta(days=30)
+    assert api.artifact("p/model:v1").ttl == dt.timedelta(days=1)
+    policies = {p["name"]: p for p in api._backend.get_retention(entity, "p")}
+    assert policies["ckpt"]["default_ttl"] == 7 * 86400.0
+    assert policies["ckpt"]["keep_last"] == 3
+    with pytest.raises(UsageError, match="default_ttl"):
+        api._backend.set_retention(entity, "p", None, None, None, -5.0)
+
+
 def test_ttl_retention_protected_and_gc(workdir: Path, api: stemma.Api) -> None:
     run = stemma.init(project="p")
     shared = _write(workdir / "shared.bin", "in every version")

@@ -294,6 +294,7 @@ class Backend(abc.ABC):
         name: str | None,
         keep_last: int | None,
         delete_unaliased_older_than: float | None,
+        default_ttl: float | None = None,
     ) -> None:
         """Set (or, with neither limit, clear) a retention policy."""
 

@@ -558,10 +558,18 @@ class EmbeddedBackend(Backend):
         name: str | None,
         keep_last: int | None,
         delete_unaliased_older_than: float | None,
+        default_ttl: float | None = None,
     ) -> None:
         with self._audited_tx() as conn:
             retention_service.set_retention(
-                conn, self.gate, entity, project, name, keep_last, delete_unaliased_older_than
+                conn,
+                self.gate,
+                entity,
+                project,
+                name,
+                keep_last,
+                delete_unaliased_older_than,
+                default_ttl,
             )
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:

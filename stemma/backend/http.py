@@ -746,6 +746,7 @@ class HttpBackend(Backend):
         name: str | None,
         keep_last: int | None,
         delete_unaliased_older_than: float | None,
+        default_ttl: float | None = None,
     ) -> None:
         self._request(
             "PUT",
@@ -754,6 +755,7 @@ class HttpBackend(Backend):
                 "name": name,
                 "keep_last": keep_last,
                 "delete_unaliased_older_than": delete_unaliased_older_than,
+                "default_ttl": default_ttl,
             },
         )
 

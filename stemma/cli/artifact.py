@@ -423,21 +423,32 @@ def artifact_protect(project: str, aliases: tuple[str, ...], unprotect: bool) ->
     "older",
     help="Delete versions with no alias older than this (e.g. 30d).",
 )
+@click.option(
+    "--default-ttl",
+    help="Give versions logged without a TTL this one (e.g. 90d); gc deletes them after it.",
+)
 @click.option("--clear", is_flag=True, help="Remove the policy.")
 @handle_errors
 def artifact_retention(
-    project: str, name: str | None, keep_last: int | None, older: str | None, clear: bool
+    project: str,
+    name: str | None,
+    keep_last: int | None,
+    older: str | None,
+    default_ttl: str | None,
+    clear: bool,
 ) -> None:
-    """Show or set retention policies, applied by `stemma gc` (never to protected aliases)."""
+    """Show or set retention policies, applied by `stemma gc` (never to protected aliases).
+
+    A policy is replaced whole: give every part you want to keep.
+    """
     from stemma.util import parse_time
 
     api = _api()
     entity, proj = api._split(project, 2)
-    if clear or keep_last is not None or older is not None:
-        seconds = parse_time(older).total_seconds() if older else None
-        api._backend.set_retention(
-            entity, proj, name, None if clear else keep_last, None if clear else seconds
-        )
+    if clear or keep_last is not None or older is not None or default_ttl is not None:
+        seconds = parse_time(older).total_seconds() if older and not clear else None
+        ttl = parse_time(default_ttl).total_seconds() if default_ttl and not clear else None
+        api._backend.set_retention(entity, proj, name, None if clear else keep_last, seconds, ttl)
     policies = api._backend.get_retention(entity, proj)
     if not policies:
         click.echo(f"{entity}/{proj}: no retention policy")
@@ -447,6 +458,8 @@ def artifact_retention(
             parts.append(f"keep last {p['keep_last']}")
         if p["delete_unaliased_older_than"] is not None:
             parts.append(f"delete unaliased older than {p['delete_unaliased_older_than']:.0f}s")
+        if p.get("default_ttl") is not None:
+            parts.append(f"default TTL {p['default_ttl']:.0f}s")
         click.echo(f"{entity}/{proj}/{p['name'] or '*'}: {'; '.join(parts)}")
 
 

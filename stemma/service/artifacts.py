@@ -48,6 +48,7 @@ from stemma.storage.models import (
     entities,
     project_settings,
     projects,
+    retention_policies,
     runs,
 )
 from stemma.wire.manifest import Manifest, check_entry_path
@@ -711,6 +712,8 @@ def commit_version(
     share_with_gc(conn)
     _check_blobs_present(conn, store, manifest)
     pid = ensure_project(conn, entity, project, who)
+    if ttl_seconds is None:
+        ttl_seconds = default_ttl(conn, pid, name)
     _insert_ignore(
         conn,
         artifact_collections,
@@ -965,6 +968,18 @@ def update_version(
     return _record(
         conn, coll, ver, ref.entity, ref.project, _aliases_of(conn, [ver.id])[ver.id], False
     )
+
+
+def default_ttl(conn: Connection, project_id: int, name: str) -> float | None:
+    """The TTL a new version of ``name`` gets when logged without one: its collection's
+    policy's default, else the project-wide one, else None (no expiry)."""
+    rows = conn.execute(
+        select(retention_policies.c.collection_name, retention_policies.c.default_ttl_seconds)
+        .where(retention_policies.c.project_id == project_id)
+        .where(retention_policies.c.default_ttl_seconds.is_not(None))
+    ).all()
+    found = {r.collection_name: r.default_ttl_seconds for r in rows}
+    return found.get(name, found.get(None))
 
 
 def _protected(ref: ArtifactRef, alias: str) -> PermissionDenied:

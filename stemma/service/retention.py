@@ -39,7 +39,10 @@ def set_retention(
     name: str | None,
     keep_last: int | None,
     delete_unaliased_older_than: float | None,
+    default_ttl: float | None = None,
 ) -> None:
+    """Replace the policy of ``name`` (None: every artifact of the project); all None
+    removes it. ``default_ttl`` is the TTL a new version gets when logged without one."""
     gate.require(conn, entity, project, Level.ADMIN, f"set retention policies of {project}")
     if keep_last is not None and keep_last < 1:
         raise UsageError("keep_last must be at least 1")
@@ -50,6 +53,8 @@ def set_retention(
         raise UsageError(
             "delete_unaliased_older_than must be a positive duration of at most 100 years"
         )
+    if default_ttl is not None and not 0 < default_ttl <= MAX_SECONDS:
+        raise UsageError("default_ttl must be a positive duration of at most 100 years")
     if name is not None:
         check_name(name, "artifact")
     pid = ensure_project(conn, entity, project, gate.who)
@@ -60,13 +65,14 @@ def set_retention(
         else retention_policies.c.collection_name == name,
     )
     conn.execute(delete(retention_policies).where(cond))
-    if keep_last is not None or delete_unaliased_older_than is not None:
+    if keep_last is not None or delete_unaliased_older_than is not None or default_ttl:
         conn.execute(
             insert(retention_policies).values(
                 project_id=pid,
                 collection_name=name,
                 keep_last=keep_last,
                 delete_unaliased_older_than=delete_unaliased_older_than,
+                default_ttl_seconds=default_ttl,
             )
         )
     audit.append(
@@ -79,6 +85,7 @@ def set_retention(
             "artifact": name,
             "keep_last": keep_last,
             "delete_unaliased_older_than": delete_unaliased_older_than,
+            "default_ttl": default_ttl,
         },
     )
 
@@ -92,6 +99,7 @@ def get_retention(conn: Connection, entity: str, project: str) -> list[dict[str,
             "name": r.collection_name,
             "keep_last": r.keep_last,
             "delete_unaliased_older_than": r.delete_unaliased_older_than,
+            "default_ttl": r.default_ttl_seconds,
         }
         for r in conn.execute(
             select(retention_policies).where(retention_policies.c.project_id == pid)

@@ -305,6 +305,8 @@ retention_policies = Table(
     Column("collection_name", String(128)),  # NULL: every artifact of the project
     Column("keep_last", Integer),
     Column("delete_unaliased_older_than", Float),  # seconds
+    # TTL (seconds) given to new versions committed without one
+    Column("default_ttl_seconds", Float),
     UniqueConstraint("project_id", "collection_name"),
 )
 

@@ -459,6 +459,7 @@ class RetentionIn(_Model):
     name: str | None = None
     keep_last: int | None = Field(default=None, ge=1)
     delete_unaliased_older_than: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    default_ttl: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
 
 class RetentionOut(_Model):

@@ -98,12 +98,19 @@ def test_project_settings_and_promotion(ui, acme, signed_in, shot) -> None:
     assert ui.store.get_retention("ui-acme", "vision") == []
     page.fill("#ret-keep", "5")
     page.fill("#ret-older", "30d")
+    page.fill("#ret-ttl", "90d")
     page.click("button:text('Save policy')")
     page.wait_for_load_state()
     assert ui.store.get_retention("ui-acme", "vision") == [
-        {"name": None, "keep_last": 5, "delete_unaliased_older_than": 30 * 86400.0}
+        {
+            "name": None,
+            "keep_last": 5,
+            "delete_unaliased_older_than": 30 * 86400.0,
+            "default_ttl": 90 * 86400.0,
+        }
     ]
     assert "30d" in page.locator("table.retention").inner_text()
+    assert "90d" in page.locator("table.retention").inner_text()
 
     # Visibility.
     page.select_option("#visibility", "private")

@@ -349,7 +349,9 @@ def get_retention(entity: str, project: str, store: Store) -> RetentionOut:
 )
 def set_retention(entity: str, project: str, body: RetentionIn, store: Store) -> RetentionOut:
     ent, proj = _project(entity, project)
-    store.set_retention(ent, proj, body.name, body.keep_last, body.delete_unaliased_older_than)
+    store.set_retention(
+        ent, proj, body.name, body.keep_last, body.delete_unaliased_older_than, body.default_ttl
+    )
     return RetentionOut(policies=store.get_retention(ent, proj))
 
 

@@ -185,6 +185,7 @@ def _project_settings(
     )
     for p in policies:
         p["older_text"] = duration_text(p["delete_unaliased_older_than"])
+        p["ttl_text"] = duration_text(p.get("default_ttl"))
     requests = store.list_promotions(entity, project, state=None)
     pending = [r for r in requests if r["state"] == "pending"]
     decided = sorted(
@@ -258,6 +259,7 @@ def set_retention(
     name: Annotated[str, Form()] = "",
     keep_last: Annotated[str, Form()] = "",
     older_than: Annotated[str, Form()] = "",
+    default_ttl: Annotated[str, Form()] = "",
     clear: Annotated[str, Form()] = "",
 ) -> Response:
     target = name.strip() or None
@@ -265,17 +267,19 @@ def set_retention(
         check_name(entity, "entity")
         check_name(project, "project")
         if clear:
-            keep, older = None, None
+            keep, older, ttl = None, None, None
         else:
             if keep_last.strip() and not keep_last.strip().isdigit():
                 raise UsageError(f"keep last: expected a whole number, got {keep_last!r}")
             keep = int(keep_last) if keep_last.strip() else None
             older = optional_duration(older_than, "delete unaliased versions older than")
-            if keep is None and older is None:
+            ttl = optional_duration(default_ttl, "default TTL")
+            if keep is None and older is None and ttl is None:
                 raise UsageError(
-                    "give 'keep last' or 'delete unaliased older than' (or remove the policy)"
+                    "give 'keep last', 'delete unaliased older than' or 'default TTL' "
+                    "(or remove the policy)"
                 )
-        store.set_retention(entity, project, target, keep, older)
+        store.set_retention(entity, project, target, keep, older, ttl)
     except StemmaError as exc:
         return _project_settings(request, store, entity, project, exc)
     which = f"artifact {target}" if target else "every artifact"
