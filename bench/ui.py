@@ -48,16 +48,6 @@ WIDE_KEYS = 20
 WIDE_STEPS = 100_000
 TARGET_S = 1.5
 ENTITY, PROJECT = "bench", "ui"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 # ------------------------------------------------------------------ loading
@@ -237,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from stemma.backend.embedded import EmbeddedBackend
     from stemma.settings import Settings
+    from tests.fixtures.browser import launch
     from tests.fixtures.server import ServerProcess
 
     rows: list[dict[str, Any]] = []
@@ -253,11 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(server.stop)
         server.start()
         pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
+        browser = launch(pw)
         stack.callback(browser.close)
         chosen = random.Random(1).sample(ids, sizes["compare"])
         pages: list[tuple[str, Callable[[Any], Any], Callable[[Any], bool]]] = [

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,20 +25,9 @@ import pytest
 from stemma.backend import reset_backends
 from stemma.backend.embedded import EmbeddedBackend
 from tests.fixtures.accounts import make_user, open_store
+from tests.fixtures.browser import CHROMIUM, launch
 from tests.fixtures.server import REPO, ServerProcess
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags the machine notes give for root in a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -112,7 +100,7 @@ def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: run `make test-deps`")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = launch(pw)
         yield chromium
         chromium.close()
 
