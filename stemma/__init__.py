@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
-from stemma import errors, media, util
+from stemma import errors, media, report, util
 from stemma.api.public import Api
 from stemma.errors import StemmaError
+from stemma.report import Report
 from stemma.sdk import lifecycle as _lifecycle
 from stemma.sdk.artifact import Artifact
 from stemma.sdk.config import Config
@@ -47,6 +48,7 @@ __all__ = [
     "Html",
     "Image",
     "Plotly",
+    "Report",
     "Run",
     "Settings",
     "StemmaError",
@@ -59,6 +61,7 @@ __all__ = [
     "init",
     "log",
     "media",
+    "report",
     "run",
     "summary",
     "util",

@@ -46,6 +46,11 @@ ENV_VARS: dict[str, str] = {
     "STEMMA_S3_ADDRESSING_STYLE": "path | virtual | auto (default path with an endpoint)",
     "STEMMA_S3_MAX_CONNECTIONS": "S3 connection pool size (default 32)",
     "STEMMA_HTTP_RETRY_SECONDS": "seconds an API call retries an unreachable server (default 300)",
+    "STEMMA_WEBHOOK_ALLOW_PRIVATE": "server: let webhooks target loopback and private "
+    "addresses (default false)",
+    "STEMMA_WEBHOOK_RETRY_SECONDS": "seconds before a failed webhook delivery's first retry, "
+    "doubling after each (default 30)",
+    "STEMMA_WEBHOOK_MAX_ATTEMPTS": "attempts of a webhook delivery before it is failed (default 8)",
 }
 
 

@@ -109,6 +109,7 @@ class World:
         f.write_bytes(self.blob)
         self.digest = store.store_files([(f, None)])[0][0]
         self.media_digest = log_media(ann, tmp, "acme/vision/m1")  # a run with an image
+        self.report = ann.save_report("acme", "vision", {"title": "matrix"})["id"]
 
     def as_role(self, role: str) -> EmbeddedBackend:
         """The store acting as ``role`` when it may write in acme, else as the admin
@@ -137,6 +138,7 @@ def _frame(run_id: str) -> dict[str, Any]:
 
 
 Recipe = Callable[[World, str], dict[str, Any]]
+WEBHOOK_URL = "http://127.0.0.1:9/matrix"
 V = "/api/v1"
 NET = {"entity": "acme", "project": "vision", "name": "net", "version": 0}
 
@@ -175,6 +177,26 @@ def _decide(w: World, role: str) -> dict[str, Any]:
         "url": f"{V}/projects/acme/vision/promotions/{req['id']}/decision",
         "json": {"approve": False, "comment": "not this one"},
     }
+
+
+def _delete_report(w: World, role: str) -> dict[str, Any]:
+    made = w.admin.save_report("acme", "vision", {"title": f"to delete {w.fresh()}"})
+    return {"url": f"{V}/reports/{made['id']}"}
+
+
+def _webhook(w: World, fresh: bool = False) -> int:
+    """A webhook of acme made by its admin (to a closed loopback port: private targets
+    are allowed here, in this process and in the matrix's server)."""
+    if fresh or not hasattr(w, "webhook"):
+        os.environ["STEMMA_WEBHOOK_ALLOW_PRIVATE"] = "1"
+        try:
+            hook, _secret = w.admin.add_webhook("acme", WEBHOOK_URL, ["report.saved"])
+        finally:
+            del os.environ["STEMMA_WEBHOOK_ALLOW_PRIVATE"]
+        if fresh:
+            return int(hook["id"])
+        w.webhook = int(hook["id"])  # type: ignore[attr-defined]
+    return int(w.webhook)  # type: ignore[attr-defined]
 
 
 def _commit(w: World, role: str) -> dict[str, Any]:
@@ -356,6 +378,50 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         "url": f"{V}/projects/acme/vision/promotions"
     },
     ("POST", "/projects/{entity}/{project}/promotions/{request_id}/decision"): _decide,
+    ("GET", "/projects/{entity}/{project}/reports"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/reports"
+    },
+    ("POST", "/projects/{entity}/{project}/reports"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/reports",
+        "json": {"spec": {"title": f"made by {r}"}},
+    },
+    ("GET", "/reports/{report_id}"): lambda w, r: {
+        "url": f"{V}/reports/{w.report}",
+        "params": {"revision": 1},
+    },
+    ("PUT", "/reports/{report_id}"): lambda w, r: {
+        "url": f"{V}/reports/{w.report}",
+        "json": {"spec": {"title": f"edited by {r}", "blocks": [{"type": "toc"}]}},
+    },
+    ("DELETE", "/reports/{report_id}"): _delete_report,
+    ("GET", "/reports/{report_id}/revisions"): lambda w, r: {
+        "url": f"{V}/reports/{w.report}/revisions"
+    },
+    ("PUT", "/reports/{report_id}/share"): lambda w, r: {
+        "url": f"{V}/reports/{w.report}/share",
+        "json": {"enabled": True},
+    },
+    ("GET", "/projects/{entity}/{project}/report-sharing"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/report-sharing"
+    },
+    ("PUT", "/projects/{entity}/{project}/report-sharing"): lambda w, r: {
+        "url": f"{V}/projects/acme/vision/report-sharing",
+        "json": {"allowed": True},
+    },
+    ("GET", "/teams/{team}/webhooks"): lambda w, r: {"url": f"{V}/teams/acme/webhooks"},
+    ("POST", "/teams/{team}/webhooks"): lambda w, r: {
+        "url": f"{V}/teams/acme/webhooks",
+        "json": {"url": WEBHOOK_URL, "events": ["report.saved"]},
+    },
+    ("DELETE", "/teams/{team}/webhooks/{webhook_id}"): lambda w, r: {
+        "url": f"{V}/teams/acme/webhooks/{_webhook(w, fresh=True)}"
+    },
+    ("POST", "/teams/{team}/webhooks/{webhook_id}/test"): lambda w, r: {
+        "url": f"{V}/teams/acme/webhooks/{_webhook(w)}/test"
+    },
+    ("GET", "/teams/{team}/webhooks/{webhook_id}/deliveries"): lambda w, r: {
+        "url": f"{V}/teams/acme/webhooks/{_webhook(w)}/deliveries"
+    },
     ("GET", "/audit"): lambda w, r: {"url": f"{V}/audit"},
     ("GET", "/audit/verify"): lambda w, r: {"url": f"{V}/audit/verify"},
     ("GET", "/whoami"): lambda w, r: {"url": f"{V}/whoami"},
@@ -373,7 +439,9 @@ def served_world(store_dir: Path, tmp_path: Path) -> tuple[World, ServerProcess]
     db = os.environ["STEMMA_DATABASE_URL"]
     store = open_store(store_dir, db)
     world = World(store, tmp_path)
-    server = ServerProcess(store_dir, database_url=db).start()
+    server = ServerProcess(
+        store_dir, database_url=db, extra_env={"STEMMA_WEBHOOK_ALLOW_PRIVATE": "1"}
+    ).start()
     yield world, server  # type: ignore[misc]
     server.stop()
     store.close()

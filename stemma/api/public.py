@@ -769,6 +769,32 @@ class Api:
             alias = selector
         return self._backend.alias_history(entity, project, coll, alias)
 
+    # ------------------------------------------------------------------ reports
+    def reports(self, path: str | None = None) -> list[Any]:
+        """The reports of ``entity/project`` (or ``project`` of the default entity), most
+        recently saved first, as :class:`stemma.Report` objects (blocks load on first
+        use)."""
+        from stemma.report.report import Report
+
+        entity, project = self._split(path, 2)
+        check_name(entity, "entity")
+        check_name(project, "project")
+        return [
+            Report._from_record(self._backend, self.settings, r)
+            for r in self._backend.list_reports(entity, project)
+        ]
+
+    def report(self, report_id: str, revision: int | None = None) -> Any:
+        """One report by id (as in its URL), at ``revision`` (default: the newest)."""
+        from stemma.report.report import Report
+
+        if "/reports/" in report_id:  # a report URL: its last part is the id
+            report_id = report_id.rstrip("/").rsplit("/", 1)[-1]
+        if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+            raise UsageError(f"revision must be a whole number, got {revision!r}"[:200])
+        record = self._backend.get_report(report_id, revision)
+        return Report._from_record(self._backend, self.settings, record)
+
     def projects(self, entity: str | None = None) -> list[dict[str, Any]]:
         """Projects (of ``entity``) with their run counts."""
         return [

@@ -475,6 +475,86 @@ class Backend(abc.ABC):
         """Approve (the alias moves now) or reject (a comment is required) a pending
         request: team admins. ``project`` (entity, name) must be the request's."""
 
+    # ------------------------------------------------------------ reports
+    # Records: {id, entity, project, title, description, revision, revisions, spec,
+    # created_by, created_at, updated_by, updated_at, share: {enabled, token, allowed,
+    # enabled_by, enabled_at}}; ``spec`` is the validated, normalized spec of
+    # :mod:`stemma.report.spec`. Share tokens are stored hashed: ``share.token`` is set
+    # only in the answer of set_report_share(id, True).
+    @abc.abstractmethod
+    def save_report(
+        self, entity: str, project: str, spec: dict[str, Any], report_id: str | None = None
+    ) -> dict[str, Any]:
+        """Validate ``spec`` and store it as a new report (``report_id`` None) or as the
+        next revision of one (WRITE on the project). Returns the record."""
+
+    @abc.abstractmethod
+    def get_report(self, report_id: str, revision: int | None = None) -> dict[str, Any]:
+        """A report with the spec of ``revision`` (default: the newest)."""
+
+    @abc.abstractmethod
+    def list_reports(self, entity: str, project: str) -> list[dict[str, Any]]:
+        """A project's reports (records without ``spec``), most recently saved first."""
+
+    @abc.abstractmethod
+    def report_revisions(self, report_id: str) -> list[dict[str, Any]]:
+        """``{revision, saved_by, saved_at, title}`` of every revision, oldest first."""
+
+    @abc.abstractmethod
+    def delete_report(self, report_id: str) -> None:
+        """Delete a report and all its revisions (WRITE)."""
+
+    @abc.abstractmethod
+    def set_report_share(self, report_id: str, enabled: bool) -> dict[str, Any]:
+        """Enable (a new random token, in ``share.token`` of this answer only) or revoke
+        the report's read-only share link (WRITE; PermissionDenied when the project's
+        admins switched share links off)."""
+
+    @abc.abstractmethod
+    def report_sharing_allowed(self, entity: str, project: str) -> bool:
+        """Whether the project's reports may have share links (default True)."""
+
+    @abc.abstractmethod
+    def set_report_sharing_allowed(self, entity: str, project: str, allowed: bool) -> None:
+        """Allow or forbid share links in a project (ADMIN); forbidding revokes every
+        existing link of its reports."""
+
+    # ------------------------------------------------------------ webhooks
+    # Records: {id, team, url, events, alias, enabled, created_by, created_at}; the
+    # secret is returned once, by add_webhook. Deliveries: {id, webhook, event, status
+    # (pending | succeeded | failed), attempts, next_attempt_at, last_status_code,
+    # last_error, created_at, finished_at, payload, attempt_log}. Team admins only.
+    @abc.abstractmethod
+    def add_webhook(
+        self,
+        team: str,
+        url: str,
+        events: Sequence[str],
+        alias: str | None = None,
+        secret: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """Register a webhook of ``team``; returns (record, secret), the secret generated
+        when not given. The URL is refused unless http(s) to a public address (see
+        STEMMA_WEBHOOK_ALLOW_PRIVATE) other than the server itself."""
+
+    @abc.abstractmethod
+    def list_webhooks(self, team: str) -> list[dict[str, Any]]:
+        """A team's webhooks, oldest first (without secrets)."""
+
+    @abc.abstractmethod
+    def delete_webhook(self, team: str, webhook_id: int) -> None:
+        """Delete a webhook and its deliveries."""
+
+    @abc.abstractmethod
+    def test_webhook(self, team: str, webhook_id: int) -> dict[str, Any]:
+        """Queue a ``ping`` delivery to the webhook; returns the delivery."""
+
+    @abc.abstractmethod
+    def webhook_deliveries(
+        self, team: str, webhook_id: int, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """A webhook's deliveries, newest first."""
+
     def retry_budget(self, seconds: float) -> AbstractContextManager[None]:
         """Within the block, give up on an unreachable store after ``seconds`` (this
         thread only). The writer uses it: its own loop retries, with the spool safe."""

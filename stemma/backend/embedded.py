@@ -26,9 +26,11 @@ from stemma.service import identity as identity_service
 from stemma.service import lineage as lineage_service
 from stemma.service import media as media_service
 from stemma.service import promotions as promotion_service
+from stemma.service import reports as report_service
 from stemma.service import retention as retention_service
 from stemma.service import run_facets
 from stemma.service import runs as run_service
+from stemma.service import webhooks as webhook_service
 from stemma.service.access import Gate, Level, Principal
 from stemma.settings import Settings
 from stemma.storage.blobs import LocalBlobStore
@@ -839,6 +841,95 @@ class EmbeddedBackend(Backend):
         request belongs to."""
         with self._audited_tx() as conn:
             return promotion_service.decide(conn, self.gate, request_id, approve, comment, project)
+
+    # ------------------------------------------------------------ reports
+    def save_report(
+        self, entity: str, project: str, spec: dict[str, Any], report_id: str | None = None
+    ) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return report_service.save(conn, self.gate, entity, project, spec, report_id)
+
+    def get_report(self, report_id: str, revision: int | None = None) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            return report_service.get(conn, self.gate, report_id, revision)
+
+    def report_location(self, report_id: str) -> tuple[str, str]:
+        """(entity, project) of a report the caller may read (the server's PUT route)."""
+        with read_tx(self.engine) as conn:
+            return report_service.location(conn, self.gate, report_id)
+
+    def list_reports(self, entity: str, project: str) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return report_service.list_reports(conn, self.gate, entity, project)
+
+    def report_revisions(self, report_id: str) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return report_service.revisions(conn, self.gate, report_id)
+
+    def delete_report(self, report_id: str) -> None:
+        with self._audited_tx() as conn:
+            report_service.delete_report(conn, self.gate, report_id)
+
+    def set_report_share(self, report_id: str, enabled: bool) -> dict[str, Any]:
+        with self._audited_tx() as conn:
+            return report_service.set_share(conn, self.gate, report_id, enabled)
+
+    def report_sharing_allowed(self, entity: str, project: str) -> bool:
+        with read_tx(self.engine) as conn:
+            return report_service.get_sharing_allowed(conn, self.gate, entity, project)
+
+    def set_report_sharing_allowed(self, entity: str, project: str, allowed: bool) -> None:
+        with self._audited_tx() as conn:
+            report_service.set_sharing_allowed(conn, self.gate, entity, project, allowed)
+
+    # ------------------------------------------------------------ webhooks
+    def add_webhook(
+        self,
+        team: str,
+        url: str,
+        events: Sequence[str],
+        alias: str | None = None,
+        secret: str | None = None,
+        *,
+        reached_at: Sequence[tuple[str, int]] = (),
+    ) -> tuple[dict[str, Any], str]:
+        """``reached_at``: (host, port) the server was reached at (a webhook may not
+        point there)."""
+        with read_tx(self.engine) as conn:  # who may, before looking any name up
+            webhook_service.require_admin(conn, self.gate, team)
+        own = [*reached_at, *webhook_service.server_endpoints()]
+        target = webhook_service.check_url(url, own=own)  # DNS: outside the write lock
+        with self._audited_tx() as conn:
+            return webhook_service.register(conn, self.gate, team, target, events, alias, secret)
+
+    def list_webhooks(self, team: str) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return webhook_service.list_webhooks(conn, self.gate, team)
+
+    def delete_webhook(self, team: str, webhook_id: int) -> None:
+        with self._audited_tx() as conn:
+            webhook_service.delete_webhook(conn, self.gate, team, webhook_id)
+
+    def test_webhook(self, team: str, webhook_id: int) -> dict[str, Any]:
+        with write_tx(self.engine) as conn:
+            return webhook_service.ping(conn, self.gate, team, webhook_id)
+
+    def webhook_deliveries(
+        self, team: str, webhook_id: int, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        with read_tx(self.engine) as conn:
+            return webhook_service.deliveries(conn, self.gate, team, webhook_id, limit)
+
+    def report_by_share_token(
+        self, token: str, source: str | None = None
+    ) -> tuple[dict[str, Any], Principal]:
+        """(record, principal) of a live share link, for the public share page: the
+        principal reads only the report's project (``self.as_principal(principal)``
+        is the store to evaluate the report with). NotFound for an unknown or revoked
+        token, or when the project's admins switched share links off. Server side only:
+        no HTTP client method (the token is the credential, checked here)."""
+        with read_tx(self.engine) as conn:
+            return report_service.by_share_token(conn, token, source)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1024,6 +1024,102 @@ class HttpBackend(Backend):
             )
         ).model_dump()
 
+    # ------------------------------------------------------------ reports
+    def _report(self, body: Any) -> dict[str, Any]:
+        from stemma.wire.reports import ReportOut
+
+        return ReportOut.model_validate(body).model_dump()
+
+    def save_report(
+        self, entity: str, project: str, spec: dict[str, Any], report_id: str | None = None
+    ) -> dict[str, Any]:
+        from stemma.report.spec import validate_spec
+
+        # Checked here first (the same check as the server's, so the same messages, and
+        # what JSON cannot carry is refused by name); the normalized spec names the
+        # project, which the server compares with the report's own.
+        clean = validate_spec(spec, entity, project)
+        if report_id is None:
+            url = f"/api/v1/projects/{_path(entity, project)}/reports"
+            return self._report(self._json("POST", url, json={"spec": clean}))
+        url = f"/api/v1/reports/{_path(report_id)}"
+        return self._report(self._json("PUT", url, json={"spec": clean}))
+
+    def get_report(self, report_id: str, revision: int | None = None) -> dict[str, Any]:
+        params = {} if revision is None else {"revision": revision}
+        return self._report(self._json("GET", f"/api/v1/reports/{_path(report_id)}", params=params))
+
+    def list_reports(self, entity: str, project: str) -> list[dict[str, Any]]:
+        from stemma.wire.reports import ReportListOut
+
+        body = self._json("GET", f"/api/v1/projects/{_path(entity, project)}/reports")
+        return [r.model_dump() for r in ReportListOut.model_validate(body).reports]
+
+    def report_revisions(self, report_id: str) -> list[dict[str, Any]]:
+        from stemma.wire.reports import RevisionListOut
+
+        body = self._json("GET", f"/api/v1/reports/{_path(report_id, 'revisions')}")
+        return [r.model_dump() for r in RevisionListOut.model_validate(body).revisions]
+
+    def delete_report(self, report_id: str) -> None:
+        self._request("DELETE", f"/api/v1/reports/{_path(report_id)}")
+
+    def set_report_share(self, report_id: str, enabled: bool) -> dict[str, Any]:
+        return self._report(
+            self._json(
+                "PUT", f"/api/v1/reports/{_path(report_id, 'share')}", json={"enabled": enabled}
+            )
+        )
+
+    def report_sharing_allowed(self, entity: str, project: str) -> bool:
+        url = f"/api/v1/projects/{_path(entity, project)}/report-sharing"
+        return bool(self._json("GET", url)["allowed"])
+
+    def set_report_sharing_allowed(self, entity: str, project: str, allowed: bool) -> None:
+        url = f"/api/v1/projects/{_path(entity, project)}/report-sharing"
+        self._request("PUT", url, json={"allowed": allowed})
+
+    # ------------------------------------------------------------ webhooks
+    def add_webhook(
+        self,
+        team: str,
+        url: str,
+        events: Sequence[str],
+        alias: str | None = None,
+        secret: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        from stemma.wire.webhooks import CreatedWebhookOut
+
+        body = {"url": url, "events": list(events), "alias": alias, "secret": secret}
+        out = CreatedWebhookOut.model_validate(
+            self._json("POST", f"/api/v1/teams/{_path(team, 'webhooks')}", json=body)
+        )
+        return out.webhook.model_dump(), out.secret
+
+    def list_webhooks(self, team: str) -> list[dict[str, Any]]:
+        from stemma.wire.webhooks import WebhookOut
+
+        body = self._json("GET", f"/api/v1/teams/{_path(team, 'webhooks')}")
+        return [WebhookOut.model_validate(w).model_dump() for w in body]
+
+    def delete_webhook(self, team: str, webhook_id: int) -> None:
+        self._request("DELETE", f"/api/v1/teams/{_path(team, 'webhooks', str(webhook_id))}")
+
+    def test_webhook(self, team: str, webhook_id: int) -> dict[str, Any]:
+        from stemma.wire.webhooks import DeliveryOut
+
+        url = f"/api/v1/teams/{_path(team, 'webhooks', str(webhook_id), 'test')}"
+        return DeliveryOut.model_validate(self._json("POST", url)).model_dump()
+
+    def webhook_deliveries(
+        self, team: str, webhook_id: int, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        from stemma.wire.webhooks import DeliveryOut
+
+        url = f"/api/v1/teams/{_path(team, 'webhooks', str(webhook_id), 'deliveries')}"
+        body = self._json("GET", url, params={"limit": limit})
+        return [DeliveryOut.model_validate(d).model_dump() for d in body]
+
     def close(self) -> None:
         self.client.close()
         self.raw.close()

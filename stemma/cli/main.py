@@ -11,6 +11,7 @@ from stemma.cli.db import db_group
 from stemma.cli.demo import demo_cmd
 from stemma.cli.export import export_cmd
 from stemma.cli.project import project_group
+from stemma.cli.report import report_group
 from stemma.cli.runs import runs_group
 from stemma.cli.server import login_cmd, server_cmd
 from stemma.cli.service_account import service_account_group
@@ -18,6 +19,7 @@ from stemma.cli.storage import cache_group, gc_cmd, storage_cmd
 from stemma.cli.sync import sync_cmd
 from stemma.cli.team import team_group
 from stemma.cli.user import key_group, user_group
+from stemma.cli.webhook import webhook_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +48,8 @@ cli.add_command(team_group)
 cli.add_command(service_account_group)
 cli.add_command(project_group)
 cli.add_command(audit_group)
+cli.add_command(report_group)
+cli.add_command(webhook_group)
 
 
 def main() -> None:

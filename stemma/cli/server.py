@@ -56,6 +56,7 @@ def server_cmd(
     ensure_schema(engine)  # migrate once, before workers start
     _check_bind(host, engine)
     os.environ["STEMMA_SERVER_HOST"] = host
+    os.environ["STEMMA_SERVER_PORT"] = str(port)  # webhooks may not point here
     if database_url:
         os.environ["STEMMA_DATABASE_URL"] = database_url
     if storage_url:

@@ -16,7 +16,8 @@ from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
 from stemma.server.deps import Store, rule
 from stemma.server.limits import BodyLimitMiddleware
-from stemma.server.routes import access, artifacts, blobs, media, runs
+from stemma.server.routes import access, artifacts, blobs, media, reports, runs, webhooks
+from stemma.server.webhook_worker import lifespan
 from stemma.ui import views
 from stemma.ui.static_files import mount_static
 from stemma.wire.schemas import ErrorOut, WhoAmIOut
@@ -35,6 +36,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
+        lifespan=lifespan,  # the webhook worker
     )
     app.state.settings = settings
     app.state.store = store
@@ -49,6 +51,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(blobs.router)
     app.include_router(artifacts.router)
     app.include_router(access.router)
+    app.include_router(reports.router)
+    app.include_router(webhooks.router)
     app.include_router(web.router)
     for router in views.routers():
         app.include_router(router)

@@ -8,7 +8,8 @@ the web pages apply the same ones and no route can forget them:
   change others' TTLs, set project policies and manage members and service accounts;
 * a user's personal entity is theirs alone (they are its admin);
 * a private project is visible to its owner and the team's admins only;
-* instance admins (and the local user of an embedded store) may do everything.
+* instance admins (and the local user of an embedded store) may do everything;
+* a report's share link reads that report's project only (a ``share`` principal).
 
 An object the caller may not read is reported as *not found*, exactly as one that does
 not exist, so that names never leak; one the caller may read but not change is a
@@ -52,9 +53,10 @@ def check_role(role: object, allowed: tuple[str, ...] = tuple(ROLES)) -> str:
 class Principal:
     """Who is asking, as the service layer sees it.
 
-    ``kind`` is ``user``, ``service_account`` or ``local`` (the embedded store's user and
-    a loopback server with no accounts: every right). ``source`` is the client address,
-    recorded in the audit log.
+    ``kind`` is ``user``, ``service_account``, ``local`` (the embedded store's user and
+    a loopback server with no accounts: every right) or ``share`` (a report's share
+    link: it reads the one project in ``scope`` and nothing else, and writes nothing).
+    ``source`` is the client address, recorded in the audit log.
     """
 
     name: str
@@ -64,10 +66,23 @@ class Principal:
     team_id: int | None = None  # a service account's team
     team_role: str | None = None  # ... and its role there
     source: str | None = None
+    scope: tuple[str, str] | None = None  # a share link's (entity, project)
 
     @property
     def is_local(self) -> bool:
         return self.kind == "local"
+
+    @classmethod
+    def share_link(
+        cls, report_id: str, entity: str, project: str, source: str | None = None
+    ) -> Principal:
+        """The reader of report ``report_id``'s share link: READ on its project only."""
+        return cls(name=f"share:{report_id}", kind="share", scope=(entity, project), source=source)
+
+    @property
+    def shared_report(self) -> str | None:
+        """The report a share-link principal was made for (None for everyone else)."""
+        return self.name.removeprefix("share:") if self.kind == "share" else None
 
     @classmethod
     def local(cls, name: str, source: str | None = None) -> Principal:
@@ -144,6 +159,8 @@ class Gate:
         return self._levels[key]
 
     def _compute(self, conn: Connection, entity: str, project: str | None) -> Level:
+        if self.who.kind == "share":
+            return Level.READ if (entity, project) == self.who.scope else Level.NONE
         if self.who.is_admin:
             return Level.ADMIN
         ent = entity_row(conn, entity)

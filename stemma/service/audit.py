@@ -6,7 +6,9 @@ one (the next entry's ``prev_hash`` or ``seq`` no longer follows) and an inserte
 Appends are serialized (SQLite writes are already; PostgreSQL takes a transaction-scoped
 advisory lock) so two writers can never chain from the same predecessor. Only state
 changes are recorded, not each batch of metrics a run logs: those are the run's data,
-and recording them would put a lock on the ingest path.
+and recording them would put a lock on the ingest path. An append also queues the
+webhook deliveries its action fires (:mod:`stemma.service.webhook_events`), in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, text
 
 from stemma.errors import UsageError
+from stemma.service import webhook_events
 from stemma.service.access import Principal
 from stemma.storage.models import audit_log
 from stemma.wire.values import to_storable
@@ -95,6 +98,10 @@ def append(
     }
     fields["hash"] = entry_hash(fields)
     conn.execute(audit_log.insert().values(**fields))
+    # Webhooks: the entry's event is queued in this same transaction (sent later).
+    webhook_events.enqueue(
+        conn, action, entity, fields["target"], fields["details"], fields["actor"], fields["at"]
+    )
     return int(fields["seq"])
 
 

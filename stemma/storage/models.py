@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -183,6 +184,8 @@ project_settings = Table(
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     # Aliases only admins may move. Default: ["production"].
     Column("protected_aliases", JsonType(), nullable=False),
+    # Whether the project's reports may have share links (its admins decide).
+    Column("report_sharing", Boolean, nullable=False, server_default=true()),
 )
 
 artifact_collections = Table(
@@ -439,4 +442,85 @@ audit_log = Table(
     Index(None, "entity", "seq"),
     Index(None, "actor", "seq"),
     Index(None, "action", "seq"),
+)
+
+# ------------------------------------------------------------------ reports
+
+# A report: its current title and revision, and its share link. Only a SHA-256 of the
+# share token is kept (tokens are 256 random bits, so a fast hash is safe, as for API
+# keys): the token is shown once, when sharing is enabled.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("report_id", String(32), nullable=False, unique=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("revision", Integer, nullable=False),  # the newest
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("share_token_hash", String(64), unique=True),  # NULL: no share link
+    Column("shared_by", String(128)),
+    Column("shared_at", DateTime(timezone=True)),
+    Index(None, "project_id", "updated_at"),
+)
+
+# Every saved revision's whole spec (see stemma.report.spec): earlier ones stay readable.
+report_revisions = Table(
+    "report_revisions",
+    metadata,
+    Column("report_pk", Integer, ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("spec", JsonType(), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("saved_by", String(128), nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+
+# ------------------------------------------------------------------ webhooks
+
+# A webhook of a team (or personal) entity: where to POST which events. The secret signs
+# each delivery (HMAC-SHA256), so it is kept as given: it is shown once, when the webhook
+# is made, and never returned again.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("events", JsonType(), nullable=False),  # a list of event names
+    Column("alias", String(128)),  # artifact.alias_moved only for this alias (NULL: any)
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "entity_id"),
+)
+
+# One event to send to one webhook, enqueued in the transaction that made the change and
+# sent by a background worker (see stemma.service.webhook_delivery). ``delivery_id`` is
+# the public id (X-Stemma-Delivery), the same on every attempt; ``payload`` the JSON body.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", String(32), nullable=False, unique=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", JsonType(), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False),
+    # When a pending delivery is due; a worker that claims it pushes this forward by a
+    # lease, so a worker that dies mid-send leaves it due again, not lost.
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("attempt_log", JsonType(), nullable=False),  # [{at, status_code, error, ms}]
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "webhook_id", "id"),
 )

@@ -66,8 +66,8 @@ def test_project_settings_and_promotion(ui, acme, signed_in, shot) -> None:
     page.goto("/p/ui-acme/vision/settings")
     assert page.title() == "Settings · ui-acme/vision · Stemma"
     tabs = page.locator("nav.tabs a")
-    assert tabs.all_inner_texts() == ["Runs", "Artifacts", "Settings"]
-    assert tabs.nth(2).get_attribute("aria-current") == "page"
+    assert tabs.all_inner_texts() == ["Runs", "Artifacts", "Reports", "Settings"]
+    assert tabs.nth(3).get_attribute("aria-current") == "page"
 
     # The pending request, with the member's comment as text.
     row = page.locator("table.promotions tbody tr")

@@ -139,6 +139,7 @@ def test_table_shows_runs_in_server_pages(ui, logged, signed_in, shot) -> None:
     assert [tabs.nth(i).inner_text().split()[0] for i in range(tabs.count())] == [
         "Runs",
         "Artifacts",
+        "Reports",
         "Settings",
     ]
     assert page.locator("nav.tabs a", has_text="Artifacts").get_attribute("href") == (

@@ -671,6 +671,30 @@
     };
   };
 
+  /** Wire the page's smoothing slider (#smoothing, its value in #smoothing-value) and log
+   * scale checkbox (#log-scale) to ``view`` and to every chart ``charts()`` yields;
+   * slider moves are coalesced into one redraw per frame. */
+  SC.bindViewControls = function (view, charts) {
+    const smoothing = document.getElementById("smoothing");
+    const shown = document.getElementById("smoothing-value");
+    const log = document.getElementById("log-scale");
+    let pending = false;
+    smoothing.addEventListener("input", function () {
+      view.smoothing = Number(smoothing.value);
+      shown.textContent = smoothing.value;
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(function () {
+        pending = false;
+        for (const chart of charts()) chart.update({ smoothing: view.smoothing });
+      });
+    });
+    log.addEventListener("change", function () {
+      view.log = log.checked;
+      for (const chart of charts()) chart.update({ log: view.log });
+    });
+  };
+
   /** The "charts need `make ui`" notice, when uPlot did not load. */
   SC.missing = function (where) {
     const p = document.createElement("p");

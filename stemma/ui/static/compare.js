@@ -103,23 +103,8 @@
   }
 
   function setupControls() {
-    const smoothing = document.getElementById("smoothing");
-    const shown = document.getElementById("smoothing-value");
-    const log = document.getElementById("log-scale");
-    let pending = false;
-    smoothing.addEventListener("input", () => {
-      view.smoothing = Number(smoothing.value);
-      shown.textContent = smoothing.value;
-      if (pending) return;
-      pending = true;
-      requestAnimationFrame(() => {
-        pending = false;
-        for (const e of charts.values()) if (e.chart) e.chart.update({ smoothing: view.smoothing });
-      });
-    });
-    log.addEventListener("change", () => {
-      view.log = log.checked;
-      for (const e of charts.values()) if (e.chart) e.chart.update({ log: view.log });
+    SC.bindViewControls(view, function* () {
+      for (const e of charts.values()) if (e.chart) yield e.chart;
     });
   }
 

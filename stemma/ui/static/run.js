@@ -176,9 +176,6 @@
 
   function setupControls() {
     const axis = document.getElementById("x-axis");
-    const smoothing = document.getElementById("smoothing");
-    const shown = document.getElementById("smoothing-value");
-    const log = document.getElementById("log-scale");
     if (!axis) return;
     axis.addEventListener("change", async () => {
       view.xMode = axis.value;
@@ -193,20 +190,8 @@
       }
       redrawAll();
     });
-    let pending = false;
-    smoothing.addEventListener("input", () => {
-      view.smoothing = Number(smoothing.value);
-      shown.textContent = smoothing.value;
-      if (pending) return;
-      pending = true;
-      requestAnimationFrame(() => {
-        pending = false;
-        for (const e of entries.values()) if (e.chart) e.chart.update({ smoothing: view.smoothing });
-      });
-    });
-    log.addEventListener("change", () => {
-      view.log = log.checked;
-      for (const e of entries.values()) if (e.chart) e.chart.update({ log: view.log });
+    SC.bindViewControls(view, function* () {
+      for (const e of entries.values()) if (e.chart) yield e.chart;
     });
   }
 

@@ -7,7 +7,7 @@ import importlib
 from fastapi import APIRouter
 
 # Modules holding a ``router``; each is a page_router (sign-in redirect, form CSRF).
-_MODULES = ("home", "project", "run", "artifacts", "team", "admin")
+_MODULES = ("home", "project", "run", "artifacts", "team", "admin", "reports")
 
 
 def routers() -> list[APIRouter]:

@@ -7,6 +7,8 @@
   keys, the team's projects and its latest audit entries. Every member may look; the
   forms are drawn for the team's admins only, and the store refuses the others anyway.
 * ``/teams/{team}/audit``: the team's audit log (its admins), filtered and paged.
+* ``/teams/{team}/webhooks...``: its admins add webhooks (the secret is shown once),
+  send a test delivery, delete them; the team page lists each one's recent deliveries.
 
 A secret (a new key, a generated password) is rendered once, in the answer to the form
 that made it, with ``Cache-Control: no-store``; the page's script then replaces the
@@ -22,10 +24,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from stemma.errors import StemmaError, UsageError
 from stemma.server.deps import Store
+from stemma.server.routes.webhooks import reached_at
 from stemma.server.web import page_router
 from stemma.ui.access import abilities
 from stemma.ui.render import render, urlpart
 from stemma.ui.views.admin import audit_listing, back, optional_duration, status_of
+from stemma.wire.events import EVENTS as WEBHOOK_EVENTS
 from stemma.wire.names import check_name
 
 router = page_router()
@@ -69,8 +73,10 @@ def _secret_page(
     note: str | None = None,
     api_key: str | None = None,
     crumbs: list[tuple[str, str]] | None = None,
+    kept: bool = False,
 ) -> HTMLResponse:
-    """The one page that ever shows a secret (never cached)."""
+    """The one page that ever shows a secret (never cached). ``kept``: Stemma keeps the
+    secret itself (a webhook's, to sign with), not only a hash."""
     return render(
         request,
         "team_secret.html",
@@ -84,6 +90,7 @@ def _secret_page(
         api_key=api_key,
         base_url=str(request.base_url).rstrip("/"),
         crumbs=crumbs or [("Settings", "/settings")],
+        kept=kept,
     )
 
 
@@ -229,10 +236,12 @@ def _team_page(
     can = abilities(store, team)
     keys: dict[str, list[dict[str, Any]]] = {}
     audit: list[dict[str, Any]] = []
+    hooks: list[dict[str, Any]] = []
     if can["admin"]:
         for sa in detail["service_accounts"]:
             keys[sa["username"]] = store.list_api_keys(sa["username"])
         audit = audit_listing(store, {}, entity=team)["entries"][:15]
+        hooks = store.list_webhooks(team)
     projects = sorted(store.list_projects(team))
     return render(
         request,
@@ -252,6 +261,9 @@ def _team_page(
         roles=ROLES,
         sa_roles=SERVICE_ACCOUNT_ROLES,
         lifetimes=KEY_LIFETIMES,
+        webhooks=hooks,
+        deliveries={h["id"]: store.webhook_deliveries(team, h["id"], 5) for h in hooks},
+        webhook_events=WEBHOOK_EVENTS,
     )
 
 
@@ -382,6 +394,62 @@ def delete_service_account(request: Request, store: Store, team: str, name: str)
     return back(
         _team_url(team), f"Service account {name} disabled and its keys revoked (runs stay)."
     )
+
+
+@router.post("/teams/{team}/webhooks", response_class=HTMLResponse)
+def add_webhook(
+    request: Request,
+    store: Store,
+    team: str,
+    url: Annotated[str, Form()] = "",
+    events: Annotated[list[str] | None, Form()] = None,
+    alias: Annotated[str, Form()] = "",
+    secret: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        hook, key = store.add_webhook(
+            team,
+            url.strip(),
+            events or [],
+            alias.strip() or None,
+            secret or None,
+            reached_at=reached_at(request),
+        )
+    except StemmaError as exc:
+        return _team_page(request, store, team, exc)
+    if secret:
+        return back(_team_url(team), f"Webhook {hook['id']} to {hook['url']} added.")
+    return _secret_page(
+        request,
+        title="New webhook",
+        heading=f"Webhook {hook['id']} to {hook['url']} added",
+        secrets=[("Signing secret", key)],
+        back_url=_team_url(team),
+        back_label=f"Back to team {team}",
+        note="Deliveries carry X-Stemma-Signature: sha256=HMAC-SHA256 of "
+        '"<X-Stemma-Timestamp>.<raw body>" with this secret. Check it in the receiver '
+        "before trusting a delivery (the README shows how).",
+        crumbs=[(team, _team_url(team))],
+        kept=True,
+    )
+
+
+@router.post("/teams/{team}/webhooks/{webhook_id}/test", response_class=HTMLResponse)
+def test_webhook(request: Request, store: Store, team: str, webhook_id: int) -> Response:
+    try:
+        store.test_webhook(team, webhook_id)
+    except StemmaError as exc:
+        return _team_page(request, store, team, exc)
+    return back(_team_url(team), f"Test delivery to webhook {webhook_id} queued.")
+
+
+@router.post("/teams/{team}/webhooks/{webhook_id}/delete", response_class=HTMLResponse)
+def delete_webhook(request: Request, store: Store, team: str, webhook_id: int) -> Response:
+    try:
+        store.delete_webhook(team, webhook_id)
+    except StemmaError as exc:
+        return _team_page(request, store, team, exc)
+    return back(_team_url(team), f"Webhook {webhook_id} deleted.")
 
 
 @router.get("/teams/{team}/audit", response_class=HTMLResponse)
