@@ -66,6 +66,9 @@ def test_demo_fast(api: stemma.Api) -> None:
         assert [a.name for a in r.used_artifacts()] == ["tickets:v0"]
         assert [a.type for a in r.logged_artifacts()] == ["model"]
     assert "logged 7 runs" in out.output
+    (report,) = api.reports("stemma-demo")
+    assert report.title == "Learning-rate sweep" and "saved the report" in out.output
+    assert [type(b).__name__ for b in report.blocks][:3] == ["TableOfContents", "H1", "PanelGrid"]
     again = CliRunner().invoke(cli, ["demo", "--fast"])  # once per store unless asked
     assert again.exit_code == 0 and "already has 7 runs" in again.output
     assert len(list(api.runs("stemma-demo"))) == 7

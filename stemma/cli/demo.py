@@ -33,6 +33,8 @@ def demo_cmd(project: str, fast: bool, again: bool) -> None:
         return
     result = train_sweep(project=project, fast=fast)
     click.echo(f"logged {len(result.run_ids)} runs to {result.entity}/{project}")
+    if result.report is not None:
+        click.echo(f"saved the report {result.report.title!r}: {result.report.url}")
     ctx = click.get_current_context()
     ctx.invoke(
         runs_ls,

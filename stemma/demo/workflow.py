@@ -27,6 +27,7 @@ class DemoResult:
     project: str
     entity: str
     run_ids: list[str]
+    report: stemma.Report | None = None
 
 
 def train_sweep(
@@ -91,7 +92,49 @@ def train_sweep(
                 _log_model(run, model, arch, lr)
                 run_ids.append(run.id)
                 entity = run.entity
-    return DemoResult(project, entity, run_ids)
+    report = _save_report(project, entity)
+    return DemoResult(project, entity, run_ids, report)
+
+
+def _save_report(project: str, entity: str) -> stemma.Report:
+    """The sweep's report: curves grouped by architecture, the best runs, the media."""
+    report = stemma.Report(
+        project=project,
+        entity=entity,
+        title="Learning-rate sweep",
+        description="Live: every train run of the project, grouped by architecture.",
+    )
+    runs = stemma.report.Runset(filters={"job_type": "train"}, name="Train runs")
+    report.blocks = [
+        stemma.report.TableOfContents(),
+        stemma.report.H1("Curves"),
+        stemma.report.PanelGrid(
+            runsets=[runs],
+            panels=[
+                stemma.report.LinePlot(
+                    y=["val/acc"], title="Validation accuracy", groupby="config.architecture"
+                ),
+                stemma.report.LinePlot(y=["train/loss"], title="Training loss", smoothing=0.6),
+                stemma.report.BarPlot(metrics=["best_val_acc"], groupby="config.architecture"),
+                stemma.report.ScatterPlot(x="config.learning_rate", y="best_val_acc"),
+            ],
+        ),
+        stemma.report.H1("Runs"),
+        stemma.report.MarkdownBlock(
+            "Each run trains a small numpy classifier on the `tickets` dataset; "
+            "its model is logged as an artifact (see the lineage graph)."
+        ),
+        stemma.report.PanelGrid(
+            runsets=[runs],
+            panels=[
+                stemma.report.RunsTable(
+                    columns=["config.architecture", "config.learning_rate", "best_val_acc"]
+                ),
+                stemma.report.MediaBrowser(media_keys=["val/confusion"]),
+            ],
+        ),
+    ]
+    return report.save()
 
 
 def _log_dataset(project: str, data: Dataset) -> str:
