@@ -32,13 +32,8 @@ from stemma.service import audit
 from stemma.service import runs as run_service
 from stemma.service.access import Gate, Level, Principal
 from stemma.service.blobs import missing_blobs, share_with_gc
-from stemma.service.runs import (
-    _aware,
-    _insert_ignore,
-    ensure_project,
-    find_run_pk,
-    utcnow,
-)
+from stemma.service.clock import aware, utcnow
+from stemma.service.runs import _insert_ignore, ensure_project, find_run_pk
 from stemma.storage.models import (
     alias_events,
     artifact_aliases,
@@ -193,7 +188,7 @@ def _record(
         aliases=aliases,
         state=ver.state,
         ttl_seconds=ver.ttl_seconds,
-        created_at=_aware(ver.created_at),  # type: ignore[arg-type]
+        created_at=aware(ver.created_at),  # type: ignore[arg-type]
         creator=dict(ver.creator or {}),
         run_path=run_path,
         manifest=load_manifest(conn, ver.id)
@@ -365,7 +360,7 @@ def list_collections(
             "name": r.name,
             "type": r.type,
             "description": r.description,
-            "created_at": _aware(r.created_at),
+            "created_at": aware(r.created_at),
             "versions": r.versions,
             "latest_version": r.last,
             "size": int(r.size),
@@ -1110,7 +1105,7 @@ def alias_history(
             "from_version": r.from_version,
             "to_version": r.to_version,
             "actor": r.actor,
-            "at": _aware(r.at),
+            "at": aware(r.at),
             "event": r.event,
             "comment": r.comment,
         }

@@ -24,15 +24,12 @@ from sqlalchemy import Connection, and_, select, text
 from stemma.errors import UsageError
 from stemma.service import webhook_events
 from stemma.service.access import Principal
+from stemma.service.clock import utcnow
 from stemma.storage.models import audit_log
 from stemma.wire.values import to_storable
 
 GENESIS = "0" * 64
 _LOCK_KEY = 5281  # pg advisory lock id of the chain's head (5280 is migrations')
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _canonical_time(at: dt.datetime) -> str:
@@ -86,7 +83,7 @@ def append(
     ).first()
     fields: dict[str, Any] = {
         "seq": 1 if head is None else head.seq + 1,
-        "at": _utcnow(),
+        "at": utcnow(),
         "actor": who.name[:128],
         "actor_kind": who.kind,
         "source": (who.source or None) and who.source[:64],

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
-from stemma.service.runs import _aware, utcnow
+from stemma.service.clock import aware, utcnow
 from stemma.storage.models import blobs
 
 
@@ -110,7 +110,7 @@ def unreferenced(
     cutoff = now - dt.timedelta(seconds=grace_seconds)
     dead = []
     for d, size, created in conn.execute(select(blobs.c.digest, blobs.c.size, blobs.c.created_at)):
-        made = _aware(created)
+        made = aware(created)
         if d not in live and made is not None and made <= cutoff:
             dead.append((d, size))
     return dead

@@ -34,6 +34,7 @@ from stemma.service.access import (
     check_role,
     entity_row,
 )
+from stemma.service.clock import aware, utcnow
 from stemma.storage.models import (
     api_keys,
     entities,
@@ -52,16 +53,6 @@ SESSION_LIFETIME = dt.timedelta(days=14)
 LOGIN_WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_ADDRESS = 30
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _sha256(value: str) -> str:
@@ -110,7 +101,7 @@ def _user_out(row: Any) -> dict[str, Any]:
         "kind": row.kind,
         "is_admin": bool(row.is_admin),
         "role": row.role,
-        "created_at": _aware(row.created_at),
+        "created_at": aware(row.created_at),
         "disabled": row.disabled_at is not None,
     }
 
@@ -329,9 +320,9 @@ def _key_out(row: Any, username: str) -> dict[str, Any]:
         "prefix": row.prefix,
         "user": username,
         "name": row.name,
-        "created_at": _aware(row.created_at),
-        "last_used_at": _aware(row.last_used_at),
-        "expires_at": _aware(row.expires_at),
+        "created_at": aware(row.created_at),
+        "last_used_at": aware(row.last_used_at),
+        "expires_at": aware(row.expires_at),
         "revoked": row.revoked_at is not None,
     }
 
@@ -395,13 +386,13 @@ def authenticate_key(
     if not hmac.compare_digest(_sha256(key or ""), expected) or row is None:
         raise bad
     now = utcnow()
-    expires = _aware(row.expires_at)
+    expires = aware(row.expires_at)
     if row.revoked_at is not None or (expires is not None and expires <= now):
         raise bad
     user = conn.execute(select(users).where(users.c.id == row.user_id)).one()
     if user.disabled_at is not None:
         raise bad
-    last = _aware(row.last_used_at)
+    last = aware(row.last_used_at)
     due = last is None or now - last > dt.timedelta(minutes=1)
     return principal_of(user, source), (row.id if due else None)
 
@@ -533,7 +524,7 @@ def session_principal(
     ).first()
     if row is None or row.disabled_at is not None:
         return None
-    if _aware(row.expires_at) <= utcnow():  # type: ignore[operator]
+    if aware(row.expires_at) <= utcnow():  # type: ignore[operator]
         return None
     user = conn.execute(select(users).where(users.c.id == row.user_id)).one()
     return principal_of(user, source), row.csrf
@@ -616,7 +607,7 @@ def list_teams(conn: Connection, gate: Gate) -> list[dict[str, Any]]:
             "name": r.name,
             "members": int(r.n),
             "role": role_of.get(r.id) or ("instance-admin" if gate.who.is_admin else None),
-            "created_at": _aware(r.created_at),
+            "created_at": aware(r.created_at),
         }
         for r in rows
     ]
@@ -642,7 +633,7 @@ def team_members(conn: Connection, gate: Gate, team: str) -> dict[str, Any]:
     return {
         "team": team,
         "members": [dict(m._mapping) for m in members],
-        "invites": [{**dict(i._mapping), "created_at": _aware(i.created_at)} for i in pending],
+        "invites": [{**dict(i._mapping), "created_at": aware(i.created_at)} for i in pending],
         "service_accounts": [_user_out(b) for b in bots],
     }
 

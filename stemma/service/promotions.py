@@ -7,7 +7,6 @@ also in the audit log.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 from stemma.errors import Conflict, NotFound, UsageError
 from stemma.service import artifacts as artifact_service
 from stemma.service.access import Gate, Level
+from stemma.service.clock import aware, utcnow
 from stemma.storage.models import (
     artifact_collections,
     entities,
@@ -24,16 +24,6 @@ from stemma.storage.models import (
 from stemma.wire.records import ArtifactRef
 
 MAX_COMMENT = 4000
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _comment(comment: str | None) -> str | None:
@@ -49,11 +39,11 @@ def _out(row: Any) -> dict[str, Any]:
         "alias": row.alias,
         "version": f"v{row.version_index}",
         "requested_by": row.requested_by,
-        "requested_at": _aware(row.requested_at),
+        "requested_at": aware(row.requested_at),
         "comment": row.comment,
         "state": row.state,
         "decided_by": row.decided_by,
-        "decided_at": _aware(row.decided_at),
+        "decided_at": aware(row.decided_at),
         "decision_comment": row.decision_comment,
     }
 
@@ -100,7 +90,7 @@ def request(
             f"request {pending.id} already asks to move {alias!r} to {ref.path}",
             request=pending.id,
         )
-    now = _utcnow()
+    now = utcnow()
     rid = conn.execute(
         insert(promotion_requests).values(
             collection_id=coll.id,
@@ -179,7 +169,7 @@ def decide(
         .values(
             state=state,
             decided_by=gate.who.name,
-            decided_at=_utcnow(),
+            decided_at=utcnow(),
             decision_comment=comment,
         )
     )

@@ -16,7 +16,6 @@ project's reports. :func:`by_share_token` turns a token into the report and a
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import secrets
@@ -28,6 +27,7 @@ from stemma.errors import NotFound, PermissionDenied, UsageError
 from stemma.report.spec import canonical, validate_spec
 from stemma.service import audit
 from stemma.service.access import Gate, Level, Principal
+from stemma.service.clock import aware, utcnow
 from stemma.storage.models import (
     entities,
     project_settings,
@@ -40,16 +40,6 @@ from stemma.wire.names import check_name
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 ID_LENGTH = 10
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def new_report_id() -> str:
@@ -112,7 +102,7 @@ def _share(row: Any, allowed: bool, token: str | None = None) -> dict[str, Any]:
         "token": token,
         "allowed": allowed,
         "enabled_by": row.shared_by,
-        "enabled_at": _aware(row.shared_at),
+        "enabled_at": aware(row.shared_at),
     }
 
 
@@ -126,9 +116,9 @@ def _summary(row: Any, allowed: bool) -> dict[str, Any]:
         "revision": row.revision,
         "revisions": row.revision,  # numbered 1, 2, 3... and never deleted one by one
         "created_by": row.created_by,
-        "created_at": _aware(row.created_at),
+        "created_at": aware(row.created_at),
         "updated_by": row.updated_by,
-        "updated_at": _aware(row.updated_at),
+        "updated_at": aware(row.updated_at),
         "share": _share(row, allowed),
     }
 
@@ -215,7 +205,7 @@ def revisions(conn: Connection, gate: Gate, report_id: str) -> list[dict[str, An
         {
             "revision": r.revision,
             "saved_by": r.saved_by,
-            "saved_at": _aware(r.saved_at),
+            "saved_at": aware(r.saved_at),
             "title": r.title,
         }
         for r in rows
@@ -239,7 +229,7 @@ def save(
 
     check_name(entity, "entity")
     check_name(project, "project")
-    now, who = _utcnow(), gate.who
+    now, who = utcnow(), gate.who
     if report_id is None:
         gate.require(conn, entity, project, Level.WRITE, f"save reports in {entity}/{project}")
         clean = validate_spec(spec, entity, project)
@@ -339,7 +329,7 @@ def set_share(conn: Connection, gate: Gate, report_id: str, enabled: bool) -> di
         values: dict[str, Any] = {
             "share_token_hash": token_hash(token),
             "shared_by": gate.who.name[:128],
-            "shared_at": _utcnow(),
+            "shared_at": utcnow(),
         }
     else:
         values = {"share_token_hash": None, "shared_by": None, "shared_at": None}

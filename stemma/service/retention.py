@@ -17,7 +17,8 @@ from stemma.service.artifacts import (
     load_manifest,
     protected_aliases,
 )
-from stemma.service.runs import _aware, ensure_project
+from stemma.service.clock import aware
+from stemma.service.runs import ensure_project
 from stemma.storage.models import (
     artifact_collections,
     artifact_versions,
@@ -145,7 +146,7 @@ def expired_versions(conn: Connection, now: dt.datetime) -> list[tuple[ArtifactR
         held = set(aliases[r.id]) - {LATEST}
         if held & protected_by_project[r.project_id]:
             continue
-        created = _aware(r.created_at)
+        created = aware(r.created_at)
         assert created is not None
         age = (now - created).total_seconds()
         ref = ArtifactRef(r.entity, r.project, r.name, r.version_index)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text
 from stemma.errors import AlreadyExists, Conflict, NotFound, UsageError
 from stemma.service import audit, history, media
 from stemma.service.access import Principal
+from stemma.service.clock import aware, utcnow
 from stemma.storage.models import entities, projects, run_spools, runs
 from stemma.wire.records import ApplyResult, RunRecord, RunRef
 from stemma.wire.values import from_storable, to_storable
@@ -25,18 +26,8 @@ from stemma.wire.values import from_storable, to_storable
 UTC = dt.UTC
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(UTC)
-
-
 def _ts(value: float | None) -> dt.datetime:
     return utcnow() if value is None else dt.datetime.fromtimestamp(value, UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
-    return value
 
 
 def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:
@@ -121,9 +112,9 @@ def to_record(row: Row[Any]) -> RunRecord:
         metadata=from_storable(m["run_metadata"] or {}),
         user=m["username"],
         host=m["host"],
-        created_at=_aware(m["created_at"]),  # type: ignore[arg-type]
-        heartbeat_at=_aware(m["heartbeat_at"]),  # type: ignore[arg-type]
-        finished_at=_aware(m["finished_at"]),
+        created_at=aware(m["created_at"]),  # type: ignore[arg-type]
+        heartbeat_at=aware(m["heartbeat_at"]),  # type: ignore[arg-type]
+        finished_at=aware(m["finished_at"]),
         exit_code=m["exit_code"],
         last_step=m["last_step"],
         runtime=m["runtime"],
