@@ -34,6 +34,7 @@ from stemma.errors import NotFound, UsageError
 from stemma.service import audit
 from stemma.service.access import Gate, Level, entity_row
 from stemma.service.artifacts import LATEST, check_alias
+from stemma.service.clock import aware, utcnow
 from stemma.service.webhook_events import new_delivery
 from stemma.storage.models import webhook_deliveries, webhooks
 from stemma.wire.events import ALIAS_MOVED, EVENTS, PING, VERSION_CREATED
@@ -46,10 +47,6 @@ MAX_DELAY = 3600.0  # the longest wait between two attempts
 ALLOW_PRIVATE_ENV = "STEMMA_WEBHOOK_ALLOW_PRIVATE"
 
 Resolver = Callable[[str, int], list[str]]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def allow_private() -> bool:
@@ -250,14 +247,8 @@ def _out(row: Any, team: str) -> dict[str, Any]:
         "alias": row.alias,
         "enabled": bool(row.enabled),
         "created_by": row.created_by,
-        "created_at": _aware(row.created_at),
+        "created_at": aware(row.created_at),
     }
-
-
-def _aware(at: dt.datetime | None) -> dt.datetime | None:
-    if at is not None and at.tzinfo is None:
-        return at.replace(tzinfo=dt.UTC)
-    return at
 
 
 def register(
@@ -379,11 +370,11 @@ def _delivery(row: Any) -> dict[str, Any]:
         "event": row.event,
         "status": row.status,
         "attempts": row.attempts,
-        "next_attempt_at": _aware(row.next_attempt_at) if row.status == "pending" else None,
+        "next_attempt_at": aware(row.next_attempt_at) if row.status == "pending" else None,
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
-        "created_at": _aware(row.created_at),
-        "finished_at": _aware(row.finished_at),
+        "created_at": aware(row.created_at),
+        "finished_at": aware(row.finished_at),
         "payload": row.payload,
         "attempt_log": list(row.attempt_log or []),
     }
