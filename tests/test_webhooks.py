@@ -44,19 +44,21 @@ ALL_EVENTS = [
 
 class Receiver:
     """A threading HTTP server on loopback that records every POST and answers with the
-    next of ``statuses`` (the last one repeats), after ``delay`` seconds."""
+    next of ``statuses`` (the last one repeats), once ``gate`` is open (a test closes it
+    to hold a delivery in flight)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes, float]] = []
         self.statuses = [200]
-        self.delay = 0.0
+        self.gate = threading.Event()
+        self.gate.set()
         self.got = threading.Condition()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                time.sleep(receiver.delay)
+                receiver.gate.wait(60)
                 with receiver.got:
                     n = len(receiver.requests)
                     status = receiver.statuses[min(n, len(receiver.statuses) - 1)]
@@ -503,17 +505,18 @@ def test_server_sends_in_the_background(
         listed = httpx.get(api, headers=as_("ann")).json()
         assert [h["id"] for h in listed] == [hook_id] and "secret" not in listed[0]
 
-        # The receiver takes 5 s to answer; the alias move does not wait for it.
-        receiver.delay = 5.0
+        # The receiver holds every delivery until the test opens its gate, after the alias
+        # move has answered: were the move waiting for its webhook, it could never answer.
+        receiver.gate.clear()
         receiver.statuses = [500, 200]
         move = f"{server.url}/api/v1/artifacts/acme/vision/net/v{ref.version}"
-        started = time.monotonic()
-        r = httpx.patch(move, json={"add_aliases": ["production"]}, headers=as_("ann"))
+        r = httpx.patch(move, json={"add_aliases": ["production"]}, headers=as_("ann"), timeout=30)
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < 2.0
+        assert receiver.requests == []  # nothing answered yet: the move did not wait
+        receiver.gate.set()
         first = receiver.wait_for(1, timeout=20)
         assert verify(first[0][0], first[0][1], secret)["data"]["to"] == f"v{ref.version}"
-        receiver.delay = 0.0
+
         second = receiver.wait_for(2, timeout=20)  # retried after the 500
         assert second[1][0]["X-Stemma-Delivery"] == second[0][0]["X-Stemma-Delivery"]
         deliveries = f"{api}/{hook_id}/deliveries"

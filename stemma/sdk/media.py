@@ -13,6 +13,7 @@ numpy and Pillow are imported when an image is first made or read, never by
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import decimal
 import hashlib
@@ -77,16 +78,16 @@ def _check_caption(caption: Any) -> str | None:
     return text
 
 
-class Media:
+class Media(abc.ABC):
     """Something ``run.log`` stores as blobs, with a reference dict in history."""
 
+    @abc.abstractmethod
     def _to_log(self, key: str) -> dict[str, Any]:
         """The reference stored in history under ``key``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _payloads(self) -> list[Payload]:
         """Every blob the reference needs, its own first."""
-        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------- images

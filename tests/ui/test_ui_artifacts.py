@@ -388,7 +388,8 @@ def test_wide_lineage_graph_stays_readable_and_quick(ui, pipe, signed_in, shot) 
     assert len({round(b[0]) for b in boxes}) == 4  # gen | 100 versions | fan | out
     shot(page, "artifact-lineage-wide")
 
-    # 300 nodes, 400 edges: laid out and drawn in well under a second.
+    # 300 nodes, 400 edges: every node laid out without overlaps (how fast is not asserted
+    # here: tests do not time things; the elapsed milliseconds are printed for a reader).
     elapsed, boxes = page.evaluate(
         """() => {
           const nodes = [], edges = [];
@@ -410,7 +411,7 @@ def test_wide_lineage_graph_stays_readable_and_quick(ui, pipe, signed_in, shot) 
         }"""
     )
     assert len(boxes) == 300
-    assert elapsed < 1000, f"drawing 300 nodes took {elapsed:.0f} ms"
+    print(f"drawing 300 nodes took {elapsed:.0f} ms")
     assert not overlapping(boxes)
     assert page.errors == []
 
