@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -41,16 +42,31 @@ def test_sync_with_nothing() -> None:
     assert out.exit_code == 0 and "nothing to sync" in out.output
 
 
-def test_demo_fast(api: stemma.Api) -> None:
+def test_demo_fast(api: stemma.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stemma demo``: ingest -> preprocess -> a grouped sweep with checkpoints -> eval of
+    ``staging`` -> promotion to the protected ``production`` -> a report."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     out = CliRunner().invoke(cli, ["demo", "--fast"])
     assert out.exit_code == 0, out.output
+    assert list(cwd.iterdir()) == []  # downloads went to temporary directories, not ./artifacts
     everything = list(api.runs("stemma-demo"))
-    assert sorted(r.job_type for r in everything) == ["preprocess"] + ["train"] * 6
-    runs = [r for r in everything if r.job_type == "train"]
+    by_type: dict[str, list[Any]] = {}
+    for r in everything:
+        by_type.setdefault(r.job_type or "", []).append(r)
+    assert {k: len(v) for k, v in by_type.items()} == {
+        "ingest": 1,
+        "preprocess": 1,
+        "train": 6,
+        "eval": 1,
+    }
+    (ingest,), (prep,), (ev,) = by_type["ingest"], by_type["preprocess"], by_type["eval"]
+    runs = by_type["train"]
     assert {r.config["architecture"] for r in runs} == {"mlp", "logreg"}
     assert {r.group for r in runs} == {"lr-sweep"}
+    assert all(r.state == "finished" for r in everything)
     for r in runs:
-        assert r.state == "finished"
         assert 0.5 < r.summary["val/acc"] <= 1.0
         assert r.summary["best_val_acc"] >= r.summary["val/acc"]
         losses = r.history(keys=["train/loss"])["train/loss"]
@@ -64,14 +80,105 @@ def test_demo_fast(api: stemma.Api) -> None:
         }
         assert r.media("val/predictions").get_dataframe().shape == (20, 5)
         assert [a.name for a in r.used_artifacts()] == ["tickets:v0"]
-        assert [a.type for a in r.logged_artifacts()] == ["model"]
-    assert "logged 7 runs" in out.output
+        checkpoints = r.logged_artifacts()  # every 2 epochs of 4 in fast mode
+        assert [(a.source_name, a.type) for a in checkpoints] == [
+            ("ticket-classifier", "model")
+        ] * 2
+        assert [a.metadata["epoch"] for a in checkpoints] == [2, 4]
+        for a in checkpoints:
+            assert a.metadata["learning_rate"] == r.config["learning_rate"]
+            assert a.metadata["architecture"] == r.config["architecture"]
+            assert 0.5 < a.metadata["val_acc"] <= 1.0 and a.metadata["val_loss"] > 0
+        assert checkpoints[-1].metadata["val_acc"] == pytest.approx(r.summary["val/acc"], abs=1e-5)
+
+    # Datasets: raw CSVs -> preprocess -> the clean splits.
+    raw = api.artifact("stemma-demo/tickets-raw:latest")
+    assert raw.name == "tickets-raw:v0" and raw.type == "dataset"
+    assert sorted(e.path for e in raw.files()) == ["features.csv", "labels.csv"]
+    assert raw.logged_by().id == ingest.id and [u.id for u in raw.used_by()] == [prep.id]
+    clean = api.artifact("stemma-demo/tickets:latest")
+    assert clean.logged_by().id == prep.id
+    assert {u.id for u in clean.used_by()} == {r.id for r in runs} | {ev.id}
+    meta = clean.metadata
+    assert meta["train"] + meta["val"] + meta["test"] == raw.metadata["rows"] == 1200
+
+    # Checkpoints: one model artifact; staging = the best final checkpoint; production.
+    versions = api.artifact_versions(name="stemma-demo/ticket-classifier")
+    assert [v.version for v in versions] == [f"v{i}" for i in range(12)]
+    aliases = {v.version: v.aliases for v in versions}
+    staging = api.artifact("stemma-demo/ticket-classifier:staging")
+    production = api.artifact("stemma-demo/ticket-classifier:production")
+    assert staging.version == production.version
+    assert aliases == {
+        v.version: (["production", "staging"] if v.version == staging.version else [])
+        + (["latest"] if v.version == "v11" else [])
+        for v in versions
+    }
+    finals = [v for v in versions if v.metadata["final"]]
+    assert staging.metadata["val_acc"] == max(v.metadata["val_acc"] for v in finals)
+    assert staging.metadata["final"] and staging.metadata["test_acc"] >= 0.8
+    assert [u.id for u in staging.used_by()] == [ev.id]
+    protected = CliRunner().invoke(cli, ["artifact", "protect", "stemma-demo"])
+    assert protected.exit_code == 0 and "protected aliases: production" in protected.output
+    (move,) = api.alias_history("stemma-demo/ticket-classifier", "production")
+    assert move["from_version"] is None and f"v{move['to_version']}" == production.version
+
+    # The eval run evaluated staging on the held-out test split and promoted it.
+    assert ev.config["model"] == "ticket-classifier:staging"
+    assert ev.summary["model_version"] == staging.name and ev.summary["promoted"] is True
+    assert ev.summary["test/acc"] == pytest.approx(staging.metadata["test_acc"], abs=1e-5)
+    assert 0.8 <= ev.summary["test/acc"] <= 1.0
+    assert 0 < ev.summary["test/f1"] <= 1.0
+    confusion = ev.media("test/confusion").get_dataframe()
+    assert confusion["count"].sum() == meta["test"]
+
+    # Lineage: raw -> preprocess -> clean -> train -> checkpoint -> eval.
+    (trainer,) = [r for r in runs if r.id == staging.logged_by().id]
+    entity = ingest.entity
+    art = f"artifact:{entity}/stemma-demo/"
+    run = f"run:{entity}/stemma-demo/"
+    edges = {(e["source"], e["target"]) for e in production.lineage(depth=5)["edges"]}
+    assert edges == {
+        (run + ingest.id, art + "tickets-raw:v0"),
+        (art + "tickets-raw:v0", run + prep.id),
+        (run + prep.id, art + "tickets:v0"),
+        (art + "tickets:v0", run + trainer.id),
+        (run + trainer.id, art + staging.name),
+        (art + staging.name, run + ev.id),
+    }
+
+    # The report: curves by architecture, the top runs, the evaluation.
     (report,) = api.reports("stemma-demo")
-    assert report.title == "Learning-rate sweep" and "saved the report" in out.output
-    assert [type(b).__name__ for b in report.blocks][:3] == ["TableOfContents", "H1", "PanelGrid"]
+    assert report.title == "Ticket classifier: sweep, evaluation, promotion"
+    assert [type(b).__name__ for b in report.blocks] == [
+        "TableOfContents",
+        "H1",
+        "PanelGrid",
+        "H1",
+        "MarkdownBlock",
+        "PanelGrid",
+        "H1",
+        "MarkdownBlock",
+        "PanelGrid",
+    ]
+    assert [b.text for b in report.blocks if type(b).__name__ == "H1"] == [
+        "Curves",
+        "Top runs",
+        "Evaluation",
+    ]
+    top, evals = report.blocks[5], report.blocks[8]
+    assert top.runsets[0].order == "-summary.best_val_acc"
+    assert [type(p).__name__ for p in top.panels] == ["RunsTable", "MediaBrowser"]
+    assert evals.runsets[0].filters == {"job_type": "eval"}
+    assert staging.name in report.blocks[7].text
+
+    assert "logged 9 runs" in out.output and "1 ingest, 1 preprocess, 6 train, 1 eval" in out.output
+    assert f"promoted {staging.name} (staging) to production (protected)" in out.output
+    assert "tickets-raw:v0" in out.output and "saved the report" in out.output
+    assert report.url in out.output
     again = CliRunner().invoke(cli, ["demo", "--fast"])  # once per store unless asked
-    assert again.exit_code == 0 and "already has 7 runs" in again.output
-    assert len(list(api.runs("stemma-demo"))) == 7
+    assert again.exit_code == 0 and "already has 9 runs" in again.output
+    assert len(list(api.runs("stemma-demo"))) == 9
 
 
 @pytest.mark.embedded_only  # it starts its own server

@@ -387,6 +387,9 @@ def test_service_account_key_logs_runs_until_revoked(
         assert run.entity == "ml-research"
         runs = list(stemma.Api().runs("ml-research/nightly"))
         assert [r.user for r in runs] == ["ci-prod@ml-research"]
+        # A path without an entity means the key owner's home, as for init.
+        assert [r.id for r in stemma.Api().runs("nightly")] == [run.id]
+        assert "nightly" in ok("runs", "ls", "nightly")
 
         use_key(monkeypatch, admin_key)
         second = the_key(ok("service-account", "key", "ml-research", "ci-prod"))

@@ -42,3 +42,30 @@ def test_cli_reference_is_current() -> None:
     spec.loader.exec_module(gen)
     current = (REPO / "docs" / "cli.md").read_text()
     assert current == gen.render(), "run: .venv/bin/python scripts/gen_cli_docs.py"
+
+
+def _load_script(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sdk_reference_is_current() -> None:
+    current = (REPO / "docs" / "sdk.md").read_text()
+    assert current == _load_script("gen_sdk_docs").render(), (
+        "run: .venv/bin/python scripts/gen_sdk_docs.py"
+    )
+
+
+def test_rest_api_route_table_is_current() -> None:
+    gen = _load_script("gen_rest_docs")
+    doc = gen.openapi()
+    text = (REPO / "docs" / "rest-api.md").read_text()
+    assert gen.current_block(text) == gen.render_routes(doc), (
+        "run: .venv/bin/python scripts/gen_rest_docs.py"
+    )
+    groups = {gen.group_of(path) for path in doc["paths"]}
+    assert groups and all(f"`{group}`" in text for group in groups)
+    assert "/api/v1/openapi.json" in text and "/api/v1/docs" in text

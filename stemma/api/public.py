@@ -552,7 +552,13 @@ class Api:
 
     @property
     def default_entity(self) -> str:
-        return self.settings.entity or capture.current_user()
+        """The entity of paths given without one: STEMMA_ENTITY, else, with an API key for a
+        server, the key owner's home (where `init` puts their runs), else the OS user."""
+        if self.settings.entity:
+            return self.settings.entity
+        if self.settings.base_url and self.settings.api_key:
+            return self._backend.default_entity()
+        return capture.current_user()
 
     def _split(self, path: str | None, parts: int) -> list[str]:
         if path is None:

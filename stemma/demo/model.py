@@ -17,17 +17,41 @@ class Dataset:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
 
 
-def make_dataset(samples: int = 4000, features: int = 32, seed: int = 0) -> Dataset:
-    """Two overlapping Gaussian classes with a non-linear boundary (so the MLP wins)."""
+def make_raw(
+    samples: int = 4000, features: int = 32, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw tickets: two overlapping Gaussian classes with a non-linear boundary (so the
+    MLP wins), features on uneven scales and offsets (so standardising matters)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(samples, features))
     w = rng.normal(size=features)
     logits = x @ w + 1.5 * np.sin(2 * x[:, 0]) * x[:, 1]
     y = (logits + rng.normal(scale=1.0, size=samples) > 0).astype(np.float64)
-    cut = int(samples * 0.8)
-    return Dataset(x[:cut], y[:cut], x[cut:], y[cut:])
+    scale = np.exp(rng.uniform(-1.0, 2.0, size=features))
+    offset = rng.uniform(-5.0, 5.0, size=features)
+    return x * scale + offset, y
+
+
+def preprocess(
+    x: np.ndarray, y: np.ndarray, seed: int = 0
+) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """Shuffle, split 70/15/15 into train/validation/test, standardise every feature with
+    the training split's mean and standard deviation; returns the splits, mean and std."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y = x[order], y[order]
+    a, b = int(len(x) * 0.7), int(len(x) * 0.85)
+    mean, std = x[:a].mean(axis=0), x[:a].std(axis=0) + 1e-9
+    z = (x - mean) / std
+    return Dataset(z[:a], y[:a], z[a:b], y[a:b], z[b:], y[b:]), mean, std
+
+
+def make_dataset(samples: int = 4000, features: int = 32, seed: int = 0) -> Dataset:
+    """:func:`make_raw` then :func:`preprocess`."""
+    return preprocess(*make_raw(samples, features, seed), seed=seed)[0]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -79,6 +103,15 @@ class Classifier:
         self.w2 -= lr * grad_w2
         self.b2 -= lr * grad_b2
         return loss
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Classifier:
+        """The model :meth:`state` saved (e.g. from a checkpoint's ``weights.npz``)."""
+        arch = "mlp" if "w1" in state else "logreg"
+        model = cls(len(state["w1"] if arch == "mlp" else state["w2"]), arch)
+        for key, value in state.items():
+            setattr(model, key, float(value) if key == "b2" else np.array(value))
+        return model
 
     def state(self) -> dict[str, np.ndarray]:
         out = {"w2": self.w2, "b2": np.asarray(self.b2)}
