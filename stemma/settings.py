@@ -17,7 +17,7 @@ MODES = ("online", "offline", "disabled")
 
 ENV_VARS: dict[str, str] = {
     "STEMMA_BASE_URL": "URL of a Stemma server; unset means the embedded store",
-    "STEMMA_API_KEY": "API key for the server",
+    "STEMMA_API_KEY": "API key for the server (WANDB_API_KEY is read when it is unset)",
     "STEMMA_ENTITY": "default entity (user or team) for new runs",
     "STEMMA_PROJECT": "default project for new runs",
     "STEMMA_MODE": "online | offline | disabled",
@@ -144,7 +144,11 @@ class Settings:
         login = load_login() if not env.get("STEMMA_BASE_URL") else {}
         s = cls(
             base_url=env.get("STEMMA_BASE_URL") or login.get("base_url") or None,
-            api_key=env.get("STEMMA_API_KEY") or login.get("api_key") or None,
+            # WANDB_API_KEY too, so CI set up for wandb (`export WANDB_API_KEY=...`) works.
+            api_key=env.get("STEMMA_API_KEY")
+            or env.get("WANDB_API_KEY")
+            or login.get("api_key")
+            or None,
             entity=env.get("STEMMA_ENTITY") or None,
             project=env.get("STEMMA_PROJECT") or None,
             mode=(env.get("STEMMA_MODE") or "online").strip().lower(),

@@ -76,7 +76,9 @@ def init(
         overrides["dir"] = dir
     st = Settings.from_env(**overrides)
 
-    ent, proj = split_project(project or st.project or DEFAULT_PROJECT, entity or st.entity)
+    # A path's entity ("team-a/pretraining") beats the default one (STEMMA_ENTITY) and
+    # conflicts only with an explicit entity= argument.
+    ent, proj = split_project(project or st.project or DEFAULT_PROJECT, entity)
     ent = ent or st.entity or _home_entity(st) or capture.current_user()
     check_name(ent, "entity")
     check_name(proj, "project")
