@@ -197,3 +197,42 @@ def run_json_worker(
     if noise:
         result["stderr"] = "\n".join(noise)[-2000:]
     return result
+
+
+def report_timings(
+    name: str,
+    title: str,
+    rows: Sequence[dict[str, Any]],
+    label: str,
+    sizes: dict[str, Any],
+    save: bool,
+    extra: tuple[str, Any] | None = None,
+) -> int:
+    """Print timed ``rows`` ({label, median_s, max_s, target_s}) as a table and as Markdown,
+    name every target missed, save them (when ``save``), and return the exit status: 1 when
+    a median missed its target. ``extra`` adds a column: (heading, row -> text)."""
+    headers = [label, "median", "slowest", "target"] + ([extra[0]] if extra else [])
+    table = [
+        [
+            str(r[label]),
+            fmt_s(r["median_s"]),
+            fmt_s(r["max_s"]),
+            f"< {fmt_s(r['target_s'])}" if r.get("target_s") else "",
+        ]
+        + ([extra[1](r)] if extra else [])
+        for r in rows
+    ]
+    print_table(title, headers, table)
+    missed = [r for r in rows if r.get("target_s") and r["median_s"] > r["target_s"]]
+    for r in missed:
+        print(f"  [MISS] {r[label]}: {fmt_s(r['median_s'])}")
+    if not missed:
+        print("  [PASS] every timing within its target")
+    print("\nmarkdown:\n")
+    print(markdown_table(headers, table))
+    if save:
+        path = save_results(
+            name, {"cpu": cpu_model(), "sizes": sizes, "rows": json.loads(json.dumps(rows))}
+        )
+        print(f"\nsaved {path}")
+    return 1 if missed else 0

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import shutil
 import statistics
@@ -40,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchutil import ROOT, cpu_model, fmt_s, markdown_table, print_table, save_results
+from benchutil import ROOT, fmt_s, report_timings
 
 sys.path.insert(0, str(ROOT))
 
@@ -273,30 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         )
 
-    headers = ["measured", "median", "slowest", "target"]
-    table = [
-        [
-            r["what"],
-            fmt_s(r["median_s"]),
-            fmt_s(r["max_s"]),
-            f"< {fmt_s(r['target_s'])}" if r["target_s"] else "",
-        ]
-        for r in rows
-    ]
-    print_table("Reports in headless Chromium", headers, table)
-    missed = [r for r in rows if r["target_s"] and r["median_s"] > r["target_s"]]
-    for r in missed:
-        print(f"  [MISS] {r['what']}: {fmt_s(r['median_s'])}")
-    if not missed:
-        print("  [PASS] within the target")
-    print("\nmarkdown:\n")
-    print(markdown_table(headers, table))
-    if not args.no_save and not args.quick:
-        path = save_results(
-            "report", {"cpu": cpu_model(), "sizes": sizes, "rows": json.loads(json.dumps(rows))}
-        )
-        print(f"\nsaved {path}")
-    return 1 if missed else 0
+    return report_timings(
+        "report",
+        "Reports in headless Chromium",
+        rows,
+        "what",
+        sizes,
+        save=not args.no_save and not args.quick,
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchutil import ROOT, cpu_model, fmt_s, markdown_table, print_table, save_results
+from benchutil import ROOT, fmt_s, report_timings
 
 sys.path.insert(0, str(ROOT))
 
@@ -279,31 +278,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             mark = "ok" if median <= TARGET_S else "MISS"
             print(f"   {fmt_s(median):>9}  {mark:4}  {what}", flush=True)
 
-    headers = ["page", "median", "slowest", "target", "vs W&B's ~30 s"]
-    table = [
-        [
-            r["page"],
-            fmt_s(r["median_s"]),
-            fmt_s(r["max_s"]),
-            f"< {fmt_s(r['target_s'])}",
-            f"{30.0 / r['median_s']:.0f}x",
-        ]
-        for r in rows
-    ]
-    print_table("Web UI in headless Chromium", headers, table)
-    missed = [r for r in rows if r["median_s"] > r["target_s"]]
-    for r in missed:
-        print(f"  [MISS] {r['page']}: {fmt_s(r['median_s'])}")
-    if not missed:
-        print("  [PASS] every page within its target")
-    print("\nmarkdown:\n")
-    print(markdown_table(headers, table))
-    if not args.no_save and not args.quick:
-        path = save_results(
-            "ui", {"cpu": cpu_model(), "sizes": sizes, "rows": json.loads(json.dumps(rows))}
-        )
-        print(f"\nsaved {path}")
-    return 1 if missed else 0
+    return report_timings(
+        "ui",
+        "Web UI in headless Chromium",
+        rows,
+        "page",
+        sizes,
+        save=not args.no_save and not args.quick,
+        extra=("vs W&B's ~30 s", lambda r: f"{30.0 / r['median_s']:.0f}x"),
+    )
 
 
 if __name__ == "__main__":
