@@ -270,6 +270,12 @@ class EmbeddedBackend(Backend):
             self._require(conn, ref.entity, ref.project, Level.READ)
             return media_service.list_media(conn, run_service.require_run_pk(conn, ref), key)
 
+    def count_media(self, ref: RunRef) -> int:
+        """How many media items the run logged (the run page's tab count)."""
+        with read_tx(self.engine) as conn:
+            self._require(conn, ref.entity, ref.project, Level.READ)
+            return media_service.count_media(conn, run_service.require_run_pk(conn, ref))
+
     def media_blob(self, ref: RunRef, digest: str) -> str:
         """The Content-Type of ``digest`` as a blob of the run's media (what the media
         route serves it as); NotFound when it is not one, or its bytes are not stored."""

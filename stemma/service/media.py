@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
 
 from stemma.errors import Conflict
 from stemma.storage.models import run_media, run_media_blobs
@@ -116,6 +116,16 @@ def list_media(conn: Connection, run_pk: int, key: str | None = None) -> list[di
         }
         for r in conn.execute(q.order_by(run_media.c.key, run_media.c.step))
     ]
+
+
+def count_media(conn: Connection, run_pk: int) -> int:
+    """How many media items the run logged (one indexed count, no rows read)."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(run_media).where(run_media.c.run_pk == run_pk)
+        ).scalar()
+        or 0
+    )
 
 
 def content_type(conn: Connection, run_pk: int, digest: str) -> str | None:

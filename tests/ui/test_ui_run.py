@@ -413,6 +413,9 @@ def test_media_of_every_kind(ui, browse, shot, alice) -> None:
         )
         run.finish()
     page = browse(alice)
+    page.goto(run_url(run) + "?tab=overview")  # other tabs count the media, not load them
+    assert page.locator(".tabs a", has_text="Media").locator(".count").inner_text() == "7"
+    assert page.locator(".media-key").count() == 0
     page.goto(run_url(run) + "?tab=media")
     assert page.locator(".tabs a[aria-current=page] .count").inner_text() == "7"
     page.wait_for_function(

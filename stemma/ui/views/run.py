@@ -191,7 +191,8 @@ def _run_page(
 ) -> HTMLResponse:
     ref = record.ref
     can = abilities(store, ref.entity, ref.project)
-    media = _media(store, ref)
+    # Every media row only where they are shown; the other tabs need their number.
+    media = _media(store, ref) if tab == "media" else []
     used = _artifact_rows(store, ref, "input")
     logged = _artifact_rows(store, ref, "output")
     keys = chart_keys(store, ref) if tab == "charts" else []
@@ -215,7 +216,7 @@ def _run_page(
         keys=keys,
         sections=_sections(keys),
         media=media,
-        media_count=sum(m["total"] for m in media),
+        media_count=store.count_media(ref),
         used=used,
         logged=logged,
         config=[(k, _short(v)) for k, v in flatten(record.config)],
