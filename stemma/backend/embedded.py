@@ -20,6 +20,7 @@ from stemma.errors import Conflict, NotFound, StoreError
 from stemma.service import artifacts as artifact_service
 from stemma.service import audit as audit_service
 from stemma.service import blobs as blob_service
+from stemma.service import chunks as chunk_service
 from stemma.service import diff as diff_service
 from stemma.service import history as history_service
 from stemma.service import identity as identity_service
@@ -32,6 +33,7 @@ from stemma.service import run_facets
 from stemma.service import runs as run_service
 from stemma.service import webhooks as webhook_service
 from stemma.service.access import Gate, Level, Principal
+from stemma.service.content import ContentStore
 from stemma.settings import Settings
 from stemma.storage.blobs import LocalBlobStore
 from stemma.storage.database import (
@@ -69,7 +71,7 @@ class EmbeddedBackend(Backend):
         try:
             self.engine = create_store_engine(self.url)
             ensure_schema(self.engine)
-            self.blobs = _open_blob_store(settings)
+            self.blobs = ContentStore(_open_blob_store(settings), self.engine)
         except StoreError:
             raise
         except (OSError, SQLAlchemyError) as exc:
@@ -297,8 +299,10 @@ class EmbeddedBackend(Backend):
     def store_files(
         self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
     ) -> list[tuple[str, int]]:
+        known_digests = [d for _, d in files if d]
         with read_tx(self.engine) as conn:
-            present = blob_service.present_blobs(conn, [d for _, d in files if d])
+            present = blob_service.present_blobs(conn, known_digests)
+            present.update(chunk_service.complete_files(conn, known_digests))
         results: list[tuple[str, int] | None] = [None] * len(files)
         todo: list[int] = []
         for i, (_path, known) in enumerate(files):
@@ -309,9 +313,19 @@ class EmbeddedBackend(Backend):
             else:
                 todo.append(i)
 
+        # Large files go as chunks (only the chunks the store lacks are written), one
+        # file at a time: each is already cut and hashed on every core.
+        large = [i for i in todo if self.blobs.wants_chunks(_file_size(files[i][0]))]
+        for i in large:
+            results[i] = self.blobs.store_chunked(files[i][0])
+            if progress is not None:
+                progress(results[i][1])  # type: ignore[index]
+        chunked = set(large)
+        todo = [i for i in todo if i not in chunked]
+
         def put(indices: list[int]) -> None:
             for i in indices:
-                digest, size = self.blobs.put_file(files[i][0], files[i][1])
+                digest, size = self.blobs.raw.put_file(files[i][0], files[i][1])
                 results[i] = (digest, size)
                 if progress is not None:
                     progress(size)
@@ -320,7 +334,7 @@ class EmbeddedBackend(Backend):
             self._in_batches(put, todo)
             stored = [results[i] for i in todo]
             with write_tx(self.engine) as conn:
-                vanished = set(blob_service.register_blobs(conn, self.blobs, stored))  # type: ignore[arg-type]
+                vanished = set(blob_service.register_blobs(conn, self.blobs.raw, stored))  # type: ignore[arg-type]
             # a gc deleted some bytes between storing and registering: store them again
             todo = [i for i in todo if results[i][0] in vanished]  # type: ignore[index]
             if not todo:
@@ -352,7 +366,7 @@ class EmbeddedBackend(Backend):
 
     def register_blobs(self, items: list[tuple[str, int]]) -> None:
         with write_tx(self.engine) as conn:
-            vanished = blob_service.register_blobs(conn, self.blobs, items)
+            vanished = blob_service.register_blobs(conn, self.blobs.raw, items)
         if vanished:
             raise Conflict(
                 f"{len(vanished)} blob(s) are not in the store; upload them again",
@@ -946,6 +960,10 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # no passwd entry (some containers)
         return "local"
+
+
+def _file_size(path: StrPath) -> int:
+    return os.stat(path).st_size
 
 
 def _open_blob_store(settings: Settings) -> Any:

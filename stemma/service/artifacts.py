@@ -29,6 +29,7 @@ from stemma.errors import (
     UsageError,
 )
 from stemma.service import audit
+from stemma.service import chunks as chunk_service
 from stemma.service import runs as run_service
 from stemma.service.access import Gate, Level, Principal
 from stemma.service.blobs import missing_blobs, share_with_gc
@@ -658,14 +659,29 @@ def _remove_alias(
         _record_alias(conn, coll_id, alias, ver.version_index, None, who)
 
 
-def _check_blobs_present(conn: Connection, store: Any, manifest: Manifest) -> None:
-    missing = missing_blobs(conn, manifest.blob_digests())
+def _check_blobs_present(conn: Connection, manifest: Manifest) -> Manifest:
+    """The manifest with each chunked file's chunk list filled in, after checking that the
+    store holds every file: as a whole blob, or as a recipe whose chunks are all stored.
+    A file stored whole keeps no chunk list (it reads as the blob)."""
+    wanted = manifest.blob_digests()
+    missing = missing_blobs(conn, wanted)
+    chunked = chunk_service.complete_files(conn, missing) if missing else {}
+    missing -= set(chunked)
     if missing:
         raise Conflict(
             f"cannot commit: {len(missing)} blob(s) of the manifest are not in the store "
             f"(e.g. {sorted(missing)[0]}); upload them first",
             missing=sorted(missing)[:100],
         )
+    if not chunked:
+        return Manifest(dataclasses.replace(e, chunks=None) for e in manifest)
+    found = chunk_service.recipes(conn, chunked)
+    return Manifest(
+        dataclasses.replace(
+            e, chunks=tuple(found[e.digest]) if e.ref is None and e.digest in found else None
+        )
+        for e in manifest
+    )
 
 
 def commit_version(
@@ -705,7 +721,7 @@ def commit_version(
                 f"manifest entry {entry.path!r} is not a clean relative path", name=entry.path
             )
     share_with_gc(conn)
-    _check_blobs_present(conn, store, manifest)
+    manifest = _check_blobs_present(conn, manifest)
     pid = ensure_project(conn, entity, project, who)
     if ttl_seconds is None:
         ttl_seconds = default_ttl(conn, pid, name)

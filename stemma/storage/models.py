@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -298,6 +299,32 @@ blobs = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("condemned", Boolean, nullable=False),
+)
+
+# Chunk-level deduplication: a large file is an ordered list of content-defined chunks,
+# stored once each inside packfiles (which are ordinary blobs in ``blobs``).
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the raw chunk bytes
+    Column("pack", String(64), nullable=False),  # the blob holding the chunk
+    Column("offset", BigInteger, nullable=False),
+    Column("stored_size", Integer, nullable=False),  # bytes in the pack (after compression)
+    Column("size", Integer, nullable=False),  # raw bytes
+    Column("codec", SmallInteger, nullable=False),  # 0 raw, 1 zstd
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("condemned", Boolean, nullable=False),
+    Index(None, "pack"),
+)
+
+chunked_files = Table(
+    "chunked_files",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the whole file
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("recipe", LargeBinary, nullable=False),  # 32-byte chunk digests + sizes, in order
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 retention_policies = Table(

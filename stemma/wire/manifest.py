@@ -1,7 +1,10 @@
 """Artifact manifests: which bytes (by SHA-256) sit at which path of a version.
 
-The format is versioned (``MANIFEST_VERSION``) so that a later release can give a
-large file's entry a list of chunks while versions written before keep reading.
+The format is versioned (``MANIFEST_VERSION``). Version 2 gives a large file's entry its
+ordered list of content-defined chunks (``chunks``: (SHA-256, size) pairs) next to the
+file's own SHA-256; version 1 manifests, written before chunking existed, keep reading.
+The chunk list is a storage detail: it takes no part in equality or in the artifact's
+digest, so the same files logged chunked or whole are the same version.
 An artifact's *digest* is the SHA-256 of the canonical JSON of its sorted entries: two
 versions with the same files (names, bytes, references) have the same digest, which
 is how logging identical contents again is recognised.
@@ -25,7 +28,10 @@ import msgpack
 
 from stemma.errors import InvalidValueError
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+ChunkList = tuple[tuple[str, int], ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +43,8 @@ class Entry:
     size: int | None
     ref: str | None = None  # the URI of a reference (file://, s3://, http(s)://)
     extra: dict[str, Any] | None = None  # etag, version id, ... of a reference
+    # (chunk SHA-256, size) in file order, for a file stored as chunks; None when whole
+    chunks: ChunkList | None = dataclasses.field(default=None, compare=False)
 
     def row(self) -> list[Any]:
         return [self.path, self.digest, self.size, self.ref, self.extra]
@@ -110,6 +118,10 @@ class Manifest:
         ).encode()
         return hashlib.sha256(canonical).hexdigest()
 
+    def chunked(self) -> list[Entry]:
+        """Entries stored as chunks."""
+        return [e for e in self.entries.values() if e.chunks is not None]
+
     def blob_digests(self) -> set[str]:
         """Digests of the bytes the store holds for this manifest (not references)."""
         return {e.digest for e in self.entries.values() if e.digest and e.ref is None}
@@ -123,30 +135,48 @@ class Manifest:
                 item["ref"] = e.ref
             if e.extra:
                 item["extra"] = e.extra
+            if e.chunks is not None:
+                item["chunks"] = [list(c) for c in e.chunks]
             contents[e.path] = item
         return {"version": MANIFEST_VERSION, "contents": contents}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("version") != MANIFEST_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise InvalidValueError(f"unsupported manifest version {data.get('version')!r}")
         return cls(
-            Entry(check_entry_path(p), v.get("digest"), v.get("size"), v.get("ref"), v.get("extra"))
+            Entry(
+                check_entry_path(p),
+                v.get("digest"),
+                v.get("size"),
+                v.get("ref"),
+                v.get("extra"),
+                _chunk_list(v.get("chunks")),
+            )
             for p, v in data["contents"].items()
         )
 
     # ------------------------------------------------------------- stored form
     @staticmethod
     def _pack_rows(entries: Iterable[Entry]) -> list[list[Any]]:
-        return [
-            [e.path, bytes.fromhex(e.digest) if e.digest else None, e.size, e.ref, e.extra]
-            for e in entries
-        ]
+        rows = []
+        for e in entries:
+            row = [e.path, bytes.fromhex(e.digest) if e.digest else None, e.size, e.ref, e.extra]
+            if e.chunks is not None:  # binary digests, one string; sizes beside
+                row.append(
+                    [b"".join(bytes.fromhex(d) for d, _ in e.chunks), [n for _, n in e.chunks]]
+                )
+            rows.append(row)
+        return rows
 
     @staticmethod
     def _unpack_row(row: list[Any]) -> Entry:
-        path, digest, size, ref, extra = row
-        return Entry(path, digest.hex() if digest else None, size, ref, extra)
+        path, digest, size, ref, extra = row[:5]
+        chunks: ChunkList | None = None
+        if len(row) > 5 and row[5] is not None:
+            packed, sizes = row[5]
+            chunks = tuple((packed[32 * i : 32 * i + 32].hex(), n) for i, n in enumerate(sizes))
+        return Entry(path, digest.hex() if digest else None, size, ref, extra, chunks)
 
     def encode(self) -> bytes:
         """Full stored form."""
@@ -155,7 +185,11 @@ class Manifest:
 
     def encode_delta(self, base: Manifest) -> bytes:
         """Stored form as changes against ``base``."""
-        changed = [e for e in self if base.entries.get(e.path) != e]
+        changed = [
+            e
+            for e in self
+            if (b := base.entries.get(e.path)) != e or (b is not None and b.chunks != e.chunks)
+        ]
         removed = sorted(p for p in base.entries if p not in self.entries)
         payload = {"v": MANIFEST_VERSION, "set": self._pack_rows(changed), "del": removed}
         return zlib.compress(msgpack.packb(payload, use_bin_type=True), 6)
@@ -163,7 +197,7 @@ class Manifest:
     @classmethod
     def decode(cls, blob: bytes, base: Manifest | None = None) -> Manifest:
         payload = msgpack.unpackb(zlib.decompress(blob), raw=False)
-        if payload.get("v") != MANIFEST_VERSION:
+        if payload.get("v") not in READABLE_VERSIONS:
             raise InvalidValueError(f"unsupported manifest version {payload.get('v')!r}")
         if "rows" in payload:
             return cls(cls._unpack_row(r) for r in payload["rows"])
@@ -175,3 +209,17 @@ class Manifest:
         for row in payload["set"]:
             out.add(cls._unpack_row(row))
         return out
+
+
+def _chunk_list(value: Any) -> ChunkList | None:
+    """A manifest's JSON chunk list, checked: [[sha256 hex, size], ...]."""
+    if value is None:
+        return None
+    try:
+        out = tuple((str(d), int(n)) for d, n in value)
+    except (TypeError, ValueError):
+        raise InvalidValueError("a manifest entry's chunks must be [[sha256, size], ...]") from None
+    for d, n in out:
+        if len(d) != 64 or n < 0:
+            raise InvalidValueError(f"invalid chunk {d!r} of size {n} in a manifest entry")
+    return out

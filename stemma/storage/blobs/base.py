@@ -39,6 +39,16 @@ class BlobStore(abc.ABC):
     def open(self, digest: str) -> BinaryIO:
         """Read a blob (NotFound when absent)."""
 
+    def read_range(self, digest: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of a blob from ``offset`` (packfiles are read a range at a time).
+
+        Stores override this with a positional read or an HTTP range request.
+        """
+        with self.open(digest) as fh:
+            fh.seek(offset)
+            data = fh.read(length)
+        return bytes(data)
+
     @abc.abstractmethod
     def copy_to(self, digest: str, dest: Path) -> None:
         """Write the blob to ``dest`` (replacing it atomically)."""

@@ -195,6 +195,24 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is not in the store", digest=digest) from None
 
+    def read_range(self, digest: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self.path(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in the store", digest=digest) from None
+        try:
+            parts = []
+            while length > 0:
+                buf = os.pread(fd, length, offset)
+                if not buf:
+                    break
+                parts.append(buf)
+                offset += len(buf)
+                length -= len(buf)
+            return b"".join(parts)
+        finally:
+            os.close(fd)
+
     def copy_to(self, digest: str, dest: Path) -> None:
         src = self.path(digest)
         if not src.is_file():

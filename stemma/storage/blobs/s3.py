@@ -294,6 +294,25 @@ class S3BlobStore(BlobStore):
     def open(self, digest: str) -> BinaryIO:
         return cast(BinaryIO, io.BufferedReader(_Body(self._get(digest)), buffer_size=MiB))
 
+    def read_range(self, digest: str, offset: int, length: int) -> bytes:
+        """One ranged GET (how chunks are read out of a packfile)."""
+        if length <= 0:
+            return b""
+        try:
+            body = self._client.get_object(
+                Bucket=self.bucket,
+                Key=self.key(digest),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )["Body"]
+        except Exception as exc:
+            if _error_code(exc) in _MISSING:
+                raise NotFound(f"blob {digest} is not in the store", digest=digest) from None
+            raise
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
     def copy_to(self, digest: str, dest: Path) -> None:
         from boto3.s3.transfer import TransferConfig
 

@@ -1,0 +1,305 @@
+"""File contents by SHA-256, whether stored whole or as chunks.
+
+:class:`ContentStore` wraps the raw blob store (local directory or S3): every blob call
+passes through unchanged, and reads of a file stored as chunks (``open``, ``copy_to``,
+``verify``) reassemble it from ranged reads of its packs, checking each chunk's SHA-256
+and then the file's. So every reader that names a file by its digest (downloads, the
+UI's file views, diffs, the blob routes) works the same for both kinds.
+
+The write side stores a large file as chunks: cut it (FastCDC), ask the database which
+chunks are missing, write only those into new packs, record the packs, the chunks and
+the file's recipe in one transaction that shares gc's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Engine
+
+from stemma.errors import NotFound, StoreError
+from stemma.service import blobs as blob_service
+from stemma.service import chunks as chunk_service
+from stemma.storage.chunking import (
+    ChunkedFile,
+    ChunkParams,
+    CorruptChunk,
+    PackBuilder,
+    PackedChunk,
+    encode_chunk,
+    open_chunked,
+    reassemble,
+    verify_pack,
+    worth_compressing,
+)
+from stemma.storage.database import read_tx, write_tx
+
+_PACKS_IN_FLIGHT = 4  # packs being written at once: bounds memory to a few packs
+
+
+class _IterReader(io.RawIOBase):
+    """A file-like view of an iterator of byte strings (for ``open`` of a chunked file)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class ContentStore:
+    """The raw blob store plus chunked files (see the module docstring)."""
+
+    def __init__(self, raw: Any, engine: Engine, params: ChunkParams | None = None) -> None:
+        self.raw = raw
+        self.engine = engine
+        self.params = params if params is not None else ChunkParams.from_env()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # presign_put, receive_path, path, ...
+        return getattr(self.raw, name)
+
+    def __repr__(self) -> str:
+        return f"ContentStore({self.raw!r})"
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                workers = max(4, 2 * (os.cpu_count() or 2))
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunks")
+            return self._pool
+
+    # ------------------------------------------------------------------ reading
+    def recipe(self, digest: str) -> chunk_service.Recipe | None:
+        with read_tx(self.engine) as conn:
+            return chunk_service.recipe(conn, digest)
+
+    def _verified_chunks(self, recipe: chunk_service.Recipe) -> Iterator[bytes]:
+        """The chunks' bytes in order, each checked against its SHA-256. A pack that gc
+        repacked meanwhile is looked up again, once."""
+        done = 0  # chunks already yielded
+        for attempt in range(2):
+            with read_tx(self.engine) as conn:
+                where = chunk_service.locate(conn, [d for d, _ in recipe[done:]])
+            try:
+                for data in reassemble(recipe[done:], where, self.raw.read_range, self.pool):
+                    done += 1
+                    yield data
+                return
+            except NotFound:
+                if attempt:
+                    raise
+
+    def iter_chunked(self, digest: str, recipe: chunk_service.Recipe) -> Iterator[bytes]:
+        """The file's bytes, chunk by chunk, each verified; the end checks the whole
+        file's SHA-256 (CorruptChunk when anything does not match)."""
+        h = hashlib.sha256()
+        for data in self._verified_chunks(recipe):
+            h.update(data)
+            yield data
+        if h.hexdigest() != digest:
+            raise CorruptChunk(
+                f"file {digest} reassembled from its chunks has SHA-256 {h.hexdigest()}",
+                digest=digest,
+            )
+
+    def has(self, digest: str) -> bool:
+        return self.raw.has(digest) or self.recipe(digest) is not None
+
+    def size(self, digest: str) -> int | None:
+        found = self.raw.size(digest)
+        if found is not None:
+            return int(found)
+        recipe = self.recipe(digest)
+        return None if recipe is None else sum(n for _, n in recipe)
+
+    def open(self, digest: str) -> BinaryIO:
+        recipe = self.recipe(digest)
+        if recipe is None:
+            return self.raw.open(digest)  # type: ignore[no-any-return]
+        return io.BufferedReader(_IterReader(self.iter_chunked(digest, recipe)), 1 << 20)  # type: ignore[return-value]
+
+    def copy_to(self, digest: str, dest: Path) -> None:
+        recipe = self.recipe(digest)
+        if recipe is None:
+            self.raw.copy_to(digest, dest)
+            return
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with open(tmp, "wb") as fh:
+                for data in self.iter_chunked(digest, recipe):
+                    fh.write(data)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def verify(self, digest: str) -> bool:
+        return self.check(digest) is None
+
+    def check(self, digest: str) -> str | None:
+        """None when the file's bytes are intact, else what is wrong with them."""
+        recipe = self.recipe(digest)
+        if recipe is None:
+            return None if self.raw.verify(digest) else "missing or corrupt"
+        try:
+            for _ in self.iter_chunked(digest, recipe):
+                pass
+        except (StoreError, NotFound) as exc:
+            return str(exc)
+        return None
+
+    # ------------------------------------------------------------------ writing
+    def wants_chunks(self, size: int) -> bool:
+        return self.params.wants(size)
+
+    def store_chunked(self, path: str | os.PathLike[str], progress: Any = None) -> tuple[str, int]:
+        """Store a large file as chunks, writing only the chunks the store lacks."""
+        with open_chunked(path, self.params, self.pool) as cf:
+            with read_tx(self.engine) as conn:
+                if blob_service.present_blobs(conn, [cf.digest]) or chunk_service.complete_files(
+                    conn, [cf.digest]
+                ):
+                    return cf.digest, cf.size
+            for _attempt in range(3):
+                with read_tx(self.engine) as conn:
+                    missing = chunk_service.missing_chunks(conn, [d for d, _, _ in cf.chunks])
+                packs = self._write_packs(cf, missing)
+                with write_tx(self.engine) as conn:
+                    blob_service.share_with_gc(conn)
+                    vanished = blob_service.register_blobs(
+                        conn, self.raw, [(p, n) for p, n, _ in packs]
+                    )
+                    for pack, _n, index in packs:
+                        if pack not in vanished:
+                            chunk_service.register_chunks(conn, pack, index)
+                    lacking = chunk_service.register_file(conn, cf.digest, cf.size, cf.recipe())
+                if not lacking:
+                    return cf.digest, cf.size
+            raise StoreError(
+                f"chunks of {path} keep vanishing while being stored (a gc running with "
+                "--grace 0?); try again",
+                path=str(path),
+            )
+
+    def _write_packs(
+        self, cf: ChunkedFile, missing: set[str]
+    ) -> list[tuple[str, int, list[PackedChunk]]]:
+        """Write the missing chunks (each once, in file order) into new packs."""
+        todo: list[int] = []
+        seen: set[str] = set()
+        for i, (d, _, _) in enumerate(cf.chunks):
+            if d in missing and d not in seen:
+                seen.add(d)
+                todo.append(i)
+        if not todo:
+            return []
+        compress = self.params.compression and worth_compressing(cf, todo)
+
+        def encode(batch: list[int]) -> list[tuple[str, bytes, int, int]]:
+            out = []
+            for i in batch:
+                data = cf.data(i)
+                stored, codec = encode_chunk(data, compress)
+                out.append((cf.chunks[i][0], stored, len(data), codec))
+            return out
+
+        batches = [todo[k : k + 64] for k in range(0, len(todo), 64)]
+        written: list[Future[tuple[str, int, list[PackedChunk]]]] = []
+        results: list[tuple[str, int, list[PackedChunk]]] = []
+        builder = PackBuilder(self.params.pack_size)
+
+        def flush() -> None:
+            nonlocal builder
+            body, index = builder.finish()
+            builder = PackBuilder(self.params.pack_size)
+            while len(written) >= _PACKS_IN_FLIGHT:
+                results.append(written.pop(0).result())
+            written.append(self.pool.submit(self._put_pack, body, index))
+
+        for encoded in self.pool.map(encode, batches):
+            for digest, stored, size, codec in encoded:
+                builder.add(digest, stored, size, codec)
+                if builder.full:
+                    flush()
+        if len(builder):
+            flush()
+        results.extend(f.result() for f in written)
+        return results
+
+    def _put_pack(
+        self, body: bytes, index: list[PackedChunk]
+    ) -> tuple[str, int, list[PackedChunk]]:
+        return self.raw.put_bytes(body), len(body), index
+
+    # ------------------------------------------------------------------ uploads (server)
+    def register_uploaded_pack(self, pack: str) -> int:
+        """Trust the chunks of a pack a client uploaded only after reading it back and
+        checking every chunk against its SHA-256; returns how many chunks it holds."""
+        size = self.raw.size(pack)
+        if size is None:
+            raise NotFound(f"pack {pack} was not uploaded", digest=pack)
+        index = verify_pack(self.raw.read_range(pack, 0, size))
+        with write_tx(self.engine) as conn:
+            blob_service.share_with_gc(conn)
+            vanished = blob_service.register_blobs(conn, self.raw, [(pack, size)])
+            if vanished:
+                raise NotFound(f"pack {pack} vanished before it was registered", digest=pack)
+            chunk_service.register_chunks(conn, pack, index)
+        return len(index)
+
+    def register_uploaded_file(
+        self, digest: str, size: int, recipe: chunk_service.Recipe
+    ) -> list[str]:
+        """Record a client's file as its chunks once its chunks, read back in order, hash
+        to its SHA-256 (so no client can make a digest name other bytes). Returns the
+        chunks the store lacks (then nothing is recorded)."""
+        with read_tx(self.engine) as conn:
+            if chunk_service.complete_files(conn, [digest]):
+                return []
+            lacking = chunk_service.missing_chunks(conn, [d for d, _ in recipe])
+        if lacking:
+            return sorted(lacking)
+        if sum(n for _, n in recipe) != size:
+            from stemma.errors import InvalidValueError
+
+            raise InvalidValueError(
+                f"the chunks of {digest} add up to {sum(n for _, n in recipe)} bytes, not {size}",
+                digest=digest,
+            )
+        h = hashlib.sha256()
+        for data in self._verified_chunks(recipe):
+            h.update(data)
+        if h.hexdigest() != digest:
+            from stemma.errors import InvalidValueError
+
+            raise InvalidValueError(
+                f"the chunks given for {digest} hash to {h.hexdigest()}; nothing was recorded",
+                digest=digest,
+            )
+        with write_tx(self.engine) as conn:
+            blob_service.share_with_gc(conn)
+            return chunk_service.register_file(conn, digest, size, recipe)
