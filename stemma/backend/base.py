@@ -271,8 +271,9 @@ class Backend(abc.ABC):
         """Re-hash stored blobs; returns the digests that are missing or corrupt."""
 
     @abc.abstractmethod
-    def fetch_blob(self, digest: str, dest: Path) -> None:
-        """Write a stored blob to ``dest``."""
+    def fetch_blob(self, digest: str, dest: Path, chunked: bool = False) -> None:
+        """Write a stored file's bytes to ``dest`` (``chunked``: the manifest says it is
+        stored as chunks, so a client reads them by ranges and reassembles)."""
 
     @abc.abstractmethod
     def get_protected_aliases(self, entity: str, project: str) -> list[str]:
@@ -299,14 +300,17 @@ class Backend(abc.ABC):
         """Set (or, with neither limit, clear) a retention policy."""
 
     @abc.abstractmethod
-    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
-        """Apply TTLs and retention, then delete unreferenced blobs; report what went."""
+    def gc(
+        self, dry_run: bool = False, grace_seconds: float = 3600.0, repack_below: float = 0.5
+    ) -> dict[str, Any]:
+        """Apply TTLs and retention, then delete unreferenced chunks and blobs and repack
+        packfiles whose live fraction is below ``repack_below``; report what went."""
 
     @abc.abstractmethod
     def storage_stats(
         self, entity: str | None = None, project: str | None = None
     ) -> list[dict[str, Any]]:
-        """Logical vs physical bytes per project and artifact type."""
+        """Logical, file-deduplicated and stored bytes per project and artifact type."""
 
     # ------------------------------------------------------------ people and teams
     # Secrets (passwords, API keys) are returned once, by the call that makes them; the

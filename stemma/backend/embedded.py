@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import getpass
 import os
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from stemma.backend.base import Backend, Progress, StrPath, check_history_request
-from stemma.errors import Conflict, NotFound, StoreError
+from stemma.errors import Conflict, NotFound, StoreError, UsageError
 from stemma.service import artifacts as artifact_service
 from stemma.service import audit as audit_service
 from stemma.service import blobs as blob_service
@@ -36,6 +37,7 @@ from stemma.service.access import Gate, Level, Principal
 from stemma.service.content import ContentStore
 from stemma.settings import Settings
 from stemma.storage.blobs import LocalBlobStore
+from stemma.storage.chunking import PackBuilder
 from stemma.storage.database import (
     create_store_engine,
     ensure_schema,
@@ -386,6 +388,41 @@ class EmbeddedBackend(Backend):
                 )
         self.register_blobs(items)
 
+    # The server's side of chunked uploads and downloads.
+    def chunks_missing(
+        self, files: list[tuple[str, int]], chunk_digests: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """(files already complete, chunks the store lacks)."""
+        with read_tx(self.engine) as conn:
+            done = blob_service.present_blobs(conn, [d for d, _ in files])
+            done.update(chunk_service.complete_files(conn, [d for d, _ in files]))
+            lacking = chunk_service.missing_chunks(conn, chunk_digests)
+        return sorted(done), sorted(lacking)
+
+    def register_packs(self, packs: list[str]) -> int:
+        """Register uploaded packs after checking every chunk in them."""
+        return sum(self.blobs.register_uploaded_pack(p) for p in packs)
+
+    def register_chunked_file(self, digest: str, size: int, recipe: list[tuple[str, int]]) -> None:
+        lacking = self.blobs.register_uploaded_file(digest, size, recipe)
+        if lacking:
+            raise Conflict(
+                f"{len(lacking)} chunk(s) of {digest} are not in the store; upload them first",
+                missing=lacking[:100],
+            )
+
+    def locate_file(self, digest: str) -> tuple[int, list[tuple[str, Any]]]:
+        """(size, [(pack, PackedChunk)] in file order) of a chunked file."""
+        with read_tx(self.engine) as conn:
+            recipe = chunk_service.recipe(conn, digest)
+            if recipe is None:
+                raise NotFound(f"{digest} is not stored as chunks", digest=digest)
+            where = chunk_service.locate(conn, [d for d, _ in recipe])
+        missing = [d for d, _ in recipe if d not in where]
+        if missing:
+            raise NotFound(f"chunk {missing[0]} of {digest} is not in the store", digest=digest)
+        return sum(n for _, n in recipe), [where[d] for d, _ in recipe]
+
     def commit_artifact(self, commit: ArtifactCommit) -> tuple[ArtifactRecord, bool]:
         with self._audited_tx() as conn:
             return artifact_service.commit_version(
@@ -553,7 +590,8 @@ class EmbeddedBackend(Backend):
             results = list(pool.map(check, digests))
         return [d for d, ok in zip(digests, results, strict=True) if not ok]
 
-    def fetch_blob(self, digest: str, dest: Path) -> None:
+    def fetch_blob(self, digest: str, dest: Path, chunked: bool = False) -> None:
+        del chunked  # the content store knows which files are chunked
         self.blobs.copy_to(digest, dest)
 
     def get_protected_aliases(self, entity: str, project: str) -> list[str]:
@@ -594,14 +632,27 @@ class EmbeddedBackend(Backend):
                 default_ttl,
             )
 
-    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+    def gc(
+        self, dry_run: bool = False, grace_seconds: float = 3600.0, repack_below: float = 0.5
+    ) -> dict[str, Any]:
+        """Delete expired versions, then unreferenced chunks and blobs; repack packfiles
+        whose live fraction fell below ``repack_below``.
+
+        Every deletion is two-phase (condemn under the lock commits share, then delete
+        only what is still condemned), so an upload racing gc revives what it needs.
+        """
         self.gate.require_instance_admin("run the garbage collector")
+        if not 0 <= repack_below <= 1:
+            raise UsageError(f"repack_below must be between 0 and 1, got {repack_below}")
         now = run_service.utcnow()
         report: dict[str, Any] = {
             "dry_run": dry_run,
             "versions": [],
             "blobs": 0,
             "bytes": 0,
+            "chunks": 0,
+            "chunk_bytes": 0,
+            "repacked": 0,
             "temp_files": 0,
         }
         with self._audited_tx() as conn:
@@ -616,34 +667,93 @@ class EmbeddedBackend(Backend):
         if dry_run:
             with read_tx(self.engine) as conn:
                 live = retention_service.live_digests(conn)
-                dead = blob_service.unreferenced(conn, live, grace_seconds, now)
+                dead = blob_service.unreferenced(
+                    conn, live | chunk_service.live_packs(conn), grace_seconds, now
+                )
             report["blobs"] = len(dead)
             report["bytes"] = sum(size for _, size in dead)
             return report
-        # Phase 1: condemn, under the write lock (no commit can interleave).
+        # Chunks: forget recipes no version uses, condemn chunks no recipe uses (under
+        # the write lock: no commit can interleave), then drop rows still condemned.
         with write_tx(self.engine) as conn:
             blob_service.lock_against_commits(conn)
             live = retention_service.live_digests(conn)
+            chunk_service.drop_dead_recipes(conn, live, grace_seconds, now)
+            condemned = chunk_service.condemn_unreferenced(
+                conn, chunk_service.live_chunks(conn), grace_seconds, now
+            )
+        sizes: dict[str, int] = {}
+        with read_tx(self.engine) as conn:
+            sizes = chunk_service.chunk_sizes(conn, condemned)
+        for i in range(0, len(condemned), 500):
+            batch = condemned[i : i + 500]
+            with write_tx(self.engine) as conn:
+                dropped = chunk_service.take_condemned(conn, batch)
+            report["chunks"] += len(dropped)
+            report["chunk_bytes"] += sum(sizes.get(d, 0) for d in dropped)
+        report["repacked"] = self._repack(repack_below, grace_seconds, now)
+        # Blobs (packs included, alive while a chunk row points into them): condemn.
+        with write_tx(self.engine) as conn:
+            blob_service.lock_against_commits(conn)
+            live = retention_service.live_digests(conn) | chunk_service.live_packs(conn)
             dead = blob_service.condemn_unreferenced(conn, live, grace_seconds, now)
-        # Phase 2: delete bytes whose row is still condemned, a batch per transaction.
+        # Delete bytes whose row is still condemned, a batch per transaction.
         for i in range(0, len(dead), 500):
             batch = [d for d, _ in dead[i : i + 500]]
             with write_tx(self.engine) as conn:
                 for digest in blob_service.take_condemned(conn, batch):
-                    size = self.blobs.size(digest) or 0
-                    self.blobs.delete(digest)
+                    size = self.blobs.raw.size(digest) or 0
+                    self.blobs.raw.delete(digest)
                     report["blobs"] += 1
                     report["bytes"] += size
-        # Phase 3: bytes with no row at all (a process killed between storing a file and
+        # Bytes with no row at all (a process killed between storing a file and
         # registering it), once older than the grace period.
         with write_tx(self.engine) as conn:
+            blob_service.lock_against_commits(conn)  # no registration between read and delete
             known = blob_service.known_digests(conn)
-            for digest, size in self.blobs.orphans(known, grace_seconds):
-                self.blobs.delete(digest)
+            for digest, size in self.blobs.raw.orphans(known, grace_seconds):
+                self.blobs.raw.delete(digest)
                 report["blobs"] += 1
                 report["bytes"] += size
-        report["temp_files"] = self.blobs.clear_temp(grace_seconds)
+        # Temporary files are writes in progress (or of crashed writers): only those an
+        # hour old are certainly abandoned, whatever grace the caller chose for blobs.
+        report["temp_files"] = self.blobs.raw.clear_temp(max(grace_seconds, TEMP_AGE))
         return report
+
+    def _repack(self, below: float, grace_seconds: float, now: Any) -> int:
+        """Copy the live chunks of packs mostly dead into new packs and point their rows
+        there; the old packs then have no rows and go with the blobs. Returns how many
+        packs were repacked. Packs younger than the grace period are left alone (an
+        upload may still be registering them)."""
+        with read_tx(self.engine) as conn:
+            usage = chunk_service.pack_usage(conn)
+            ages = blob_service.blob_ages(conn, list(usage))
+        cutoff = now - dt.timedelta(seconds=grace_seconds)
+        todo = []
+        for pack, (used, _count) in usage.items():
+            size, created = ages.get(pack, (None, None))
+            if size and created is not None and created <= cutoff and used < below * size:
+                todo.append(pack)
+        for pack in todo:
+            with read_tx(self.engine) as conn:
+                index = chunk_service.chunks_in(conn, pack)
+            if not index:
+                continue
+            builder = PackBuilder(self.blobs.params.pack_size)
+            for c in sorted(index, key=lambda c: c.offset):
+                builder.add(
+                    c.digest,
+                    self.blobs.raw.read_range(pack, c.offset, c.stored_size),
+                    c.size,
+                    c.codec,
+                )
+            body, new_index = builder.finish()
+            new = self.blobs.raw.put_bytes(body)
+            with write_tx(self.engine) as conn:
+                blob_service.share_with_gc(conn)
+                blob_service.register_blobs(conn, self.blobs.raw, [(new, len(body))])
+                chunk_service.move_chunks(conn, pack, new, new_index)
+        return len(todo)
 
     def storage_stats(
         self, entity: str | None = None, project: str | None = None
@@ -960,6 +1070,9 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # no passwd entry (some containers)
         return "local"
+
+
+TEMP_AGE = 3600.0  # a temporary file this old belongs to no live write
 
 
 def _file_size(path: StrPath) -> int:

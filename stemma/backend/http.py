@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import random
 import threading
@@ -32,6 +33,8 @@ from stemma.backend.base import Backend, Progress, StrPath, check_history_reques
 from stemma.errors import InvalidValueError, StoreError
 from stemma.hashing import hash_path
 from stemma.settings import Settings
+from stemma.storage import chunking
+from stemma.storage.chunking import ChunkParams
 from stemma.wire import chunks
 from stemma.wire.chunks import Column
 from stemma.wire.records import (
@@ -122,6 +125,7 @@ class HttpBackend(Backend):
         self._whoami: dict[str, Any] | None = None
         self._cache: Any = None
         self._cache_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ plumbing
     def _retrying(self, what: str, attempt: Callable[[], Any]) -> Any:
@@ -362,7 +366,30 @@ class HttpBackend(Backend):
     def store_files(
         self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
     ) -> list[tuple[str, int]]:
-        """Hash what is not known, ask the server what it lacks, upload only that."""
+        """Hash what is not known, ask the server what it lacks, upload only that.
+
+        Large files (``STEMMA_CHUNK_THRESHOLD``) go as chunks: only the chunks the server
+        lacks are packed and uploaded."""
+        params = ChunkParams.from_env()
+        results_by_index: dict[int, tuple[str, int]] = {}
+        small: list[int] = []
+        for i, (path, _known) in enumerate(files):
+            size = os.stat(path).st_size
+            if params.wants(size):
+                results_by_index[i] = self._store_chunked(path, params)
+                if progress is not None:
+                    progress(size)
+            else:
+                small.append(i)
+        if small:
+            stored = self._store_whole([files[i] for i in small], progress)
+            results_by_index.update(zip(small, stored, strict=True))
+        return [results_by_index[i] for i in range(len(files))]
+
+    def _store_whole(
+        self, files: Sequence[tuple[StrPath, str | None]], progress: Progress = None
+    ) -> list[tuple[str, int]]:
+        """Files stored as whole blobs (one upload each, skipped when the server has it)."""
 
         def digest_of(item: tuple[StrPath, str | None]) -> tuple[str, int]:
             path, known = item
@@ -399,6 +426,96 @@ class HttpBackend(Backend):
         if direct:
             self._request("POST", "/api/v1/blobs/register", json={"blobs": direct})
         return results
+
+    def _chunk_pool(self) -> ThreadPoolExecutor:
+        with self._cache_lock:
+            if self._pool is None:
+                workers = max(4, 2 * (os.cpu_count() or 2))
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="stemma-chunks")
+            return self._pool
+
+    def _store_chunked(self, path: StrPath, params: ChunkParams) -> tuple[str, int]:
+        """Cut the file, ask which chunks the server lacks, upload those in packs, then
+        have the server record the file (it checks the file's SHA-256 from the chunks)."""
+        pool = self._chunk_pool()
+        with chunking.open_chunked(path, params, pool) as cf:
+            cf.finish()
+            recipe = cf.recipe()
+            for _attempt in range(3):
+                answer = self._json(
+                    "POST",
+                    "/api/v1/chunks/missing",
+                    json={
+                        "files": [{"digest": cf.digest, "size": cf.size}],
+                        "chunks": sorted({d for d, _ in recipe}),
+                    },
+                )
+                if cf.digest in answer["files"]:
+                    return cf.digest, cf.size
+                todo = chunking.chunks_to_store(cf, 0, len(recipe), set(answer["chunks"]), set())
+                packs = [
+                    f.result()
+                    for f in chunking.write_packs(cf, todo, params, pool, self._upload_pack)
+                ]
+                if packs:
+                    self._json("POST", "/api/v1/chunks/packs", json={"packs": packs})
+                resp = self._retrying(
+                    f"registration of {path}",
+                    lambda: self.client.post(
+                        "/api/v1/chunks/files",
+                        json={"digest": cf.digest, "size": cf.size, "chunks": recipe},
+                    ),
+                )
+                if resp.status_code == 204:
+                    return cf.digest, cf.size
+                if resp.status_code != 409:
+                    self._raise(resp)
+                # 409: a gc took chunks away meanwhile; ask again and upload them
+            raise StoreError(
+                f"chunks of {path} keep vanishing on the server (a gc with --grace 0?); try again",
+                path=str(path),
+            )
+
+    def _upload_pack(self, body: bytes, index: Any) -> str:
+        """Upload one packfile as a blob; returns its digest."""
+        del index  # the server reads the index from the pack itself
+        digest = hashlib.sha256(body).hexdigest()
+        plan = self._json(
+            "POST", "/api/v1/blobs/uploads", json={"blobs": [{"digest": digest, "size": len(body)}]}
+        )
+        for target in plan["uploads"]:
+
+            def put(t: dict[str, Any] = target) -> None:
+                self._put_bytes(body, t)
+
+            self._retrying(f"upload of pack {digest}", put)
+            if not target["url"].startswith("/"):
+                self._request(
+                    "POST",
+                    "/api/v1/blobs/register",
+                    json={"blobs": [{"digest": digest, "size": len(body)}]},
+                )
+        return digest
+
+    def _put_bytes(self, body: bytes, target: dict[str, Any]) -> None:
+        url = target["url"]
+        to_server = url.startswith("/")
+        headers = (
+            {"content-type": "application/octet-stream"}
+            if to_server
+            else dict(target.get("headers") or {})
+        )
+        client = self.client if to_server else self.raw
+        resp = client.put(url, content=body, headers=headers)
+        if resp.status_code in (500, 502, 503, 504):
+            raise _Unavailable(f"HTTP {resp.status_code}")
+        if resp.status_code >= 300:
+            if to_server:
+                self._raise(resp)
+            raise StoreError(
+                f"upload of a pack to the object store failed: HTTP {resp.status_code} "
+                f"{resp.text[:200]}"
+            )
 
     def _upload(self, path: StrPath, size: int, target: dict[str, Any]) -> None:
         """One attempt at uploading one blob, reading the file afresh (the caller retries
@@ -454,11 +571,46 @@ class HttpBackend(Backend):
             },
         )
 
-    def fetch_blob(self, digest: str, dest: Path) -> None:
+    def fetch_blob(self, digest: str, dest: Path, chunked: bool = False) -> None:
         cache = self._cache_obj()
         if not cache.has(digest):
-            self._retrying(f"download of blob {digest}", lambda: self._download(cache, digest))
+            if chunked:
+                self._retrying(
+                    f"download of {digest}", lambda: self._download_chunked(cache, digest)
+                )
+            else:
+                self._retrying(f"download of blob {digest}", lambda: self._download(cache, digest))
         cache.copy_out(digest, dest)
+
+    def _download_chunked(self, cache: Any, digest: str) -> None:
+        """Ranged reads of the packs holding the file's chunks, reassembled in order;
+        each chunk and then the file is checked against its SHA-256."""
+        info = self._json("GET", f"/api/v1/chunks/files/{digest}")
+        urls: dict[str, str] = info["packs"]
+        where = {
+            c["digest"]: (
+                c["pack"],
+                chunking.PackedChunk(
+                    c["digest"], c["offset"], c["stored_size"], c["size"], c["codec"]
+                ),
+            )
+            for c in info["chunks"]
+        }
+        recipe = [(c["digest"], c["size"]) for c in info["chunks"]]
+
+        def read_range(pack: str, offset: int, length: int) -> bytes:
+            url = urls[pack]
+            client = self.client if url.startswith("/") else self.raw
+            resp = client.get(url, headers={"range": f"bytes={offset}-{offset + length - 1}"})
+            if resp.status_code in (502, 503, 504):
+                raise _Unavailable(f"HTTP {resp.status_code}")
+            if resp.status_code != 206:
+                raise StoreError(
+                    f"ranged read of pack {pack} failed: HTTP {resp.status_code}", digest=pack
+                )
+            return bytes(resp.content)
+
+        cache.put_chunks(chunking.reassemble(recipe, where, read_range, self._chunk_pool()), digest)
 
     def _download(self, cache: Any, digest: str) -> None:
         """One attempt: follow a redirect to the object store without our key."""
@@ -759,12 +911,18 @@ class HttpBackend(Backend):
             },
         )
 
-    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+    def gc(
+        self, dry_run: bool = False, grace_seconds: float = 3600.0, repack_below: float = 0.5
+    ) -> dict[str, Any]:
         return dict(
             self._json(
                 "POST",
                 "/api/v1/admin/gc",
-                json={"dry_run": dry_run, "grace_seconds": grace_seconds},
+                json={
+                    "dry_run": dry_run,
+                    "grace_seconds": grace_seconds,
+                    "repack_below": repack_below,
+                },
             )
         )
 

@@ -14,21 +14,34 @@ from stemma.cli.common import handle_errors
     "--grace",
     default="1h",
     show_default=True,
-    help="Spare blobs stored this recently (uploads awaiting their commit).",
+    help="Spare blobs and chunks stored this recently (uploads awaiting their commit).",
+)
+@click.option(
+    "--repack-below",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Repack packfiles whose live fraction falls below this (0 never repacks).",
 )
 @handle_errors
-def gc_cmd(dry_run: bool, grace: str) -> None:
-    """Delete versions past their TTL or retention policy, then unreferenced blobs.
+def gc_cmd(dry_run: bool, grace: str, repack_below: float) -> None:
+    """Delete versions past their TTL or retention policy, then unreferenced chunks and
+    blobs, and repack packfiles that are mostly dead.
 
-    Versions holding a protected alias are never deleted. Safe to interrupt: nothing
-    still referenced is ever removed.
+    Versions holding a protected alias are never deleted. Safe to interrupt and safe
+    against concurrent uploads: nothing still referenced is ever removed, and a chunk
+    uploaded while gc runs is kept.
     """
     from stemma.backend import get_backend
     from stemma.settings import Settings
     from stemma.util import parse_time
 
     backend = get_backend(Settings.from_env())
-    report = backend.gc(dry_run=dry_run, grace_seconds=parse_time(grace).total_seconds())
+    report = backend.gc(
+        dry_run=dry_run,
+        grace_seconds=parse_time(grace).total_seconds(),
+        repack_below=repack_below,
+    )
     verb = "would delete" if dry_run else "deleted"
     for v in report["versions"]:
         click.echo(f"{verb} {v['artifact']} ({v['reason']})")
@@ -36,13 +49,21 @@ def gc_cmd(dry_run: bool, grace: str) -> None:
         f"{verb} {len(report['versions'])} version(s) and {report['blobs']} blob(s), "
         f"freeing {_size(report['bytes'])}"
     )
+    if not dry_run:
+        click.echo(
+            f"dropped {report.get('chunks', 0)} unreferenced chunk(s) "
+            f"({_size(report.get('chunk_bytes', 0))}); repacked {report.get('repacked', 0)} "
+            "packfile(s)"
+        )
 
 
 @click.command("storage")
 @click.argument("project", required=False)
 @handle_errors
 def storage_cmd(project: str | None) -> None:
-    """Logical bytes (what versions add up to) vs physical bytes (what is stored)."""
+    """What artifact versions cost, at three levels: logical bytes (every version in
+    full), after file-level deduplication (each distinct file once) and after chunk-level
+    deduplication and compression (what is stored)."""
     from rich.table import Table
 
     from stemma.api.public import Api
@@ -53,18 +74,30 @@ def storage_cmd(project: str | None) -> None:
         entity, proj = api._split(project, 2)
     rows = api._backend.storage_stats(entity, proj)
     table = Table(title="artifact storage")
-    for col in ("project", "type", "versions", "blobs", "logical", "physical", "saved"):
+    columns = ("project", "type", "versions", "files", "logical", "file dedup", "stored", "saved")
+    for col in columns:
         table.add_column(col, justify="right" if col not in ("project", "type") else "left")
+    totals = [0, 0, 0]
     for r in rows:
+        file_level = r.get("file_dedup_bytes", r["physical_bytes"])
         saved = 1 - r["physical_bytes"] / r["logical_bytes"] if r["logical_bytes"] else 0
+        totals[0] += r["logical_bytes"]
+        totals[1] += file_level
+        totals[2] += r["physical_bytes"]
         table.add_row(
             f"{r['entity']}/{r['project']}",
             r["type"],
             str(r["versions"]),
             str(r["blobs"]),
             _size(r["logical_bytes"]),
+            _size(file_level),
             _size(r["physical_bytes"]),
             f"{saved:.0%}",
+        )
+    if len(rows) > 1:
+        saved = 1 - totals[2] / totals[0] if totals[0] else 0
+        table.add_row(
+            "total", "", "", "", *(_size(t) for t in totals), f"{saved:.0%}", style="bold"
         )
     _console().print(table)
 

@@ -40,6 +40,9 @@ class ManifestEntry:
         self.size = entry.size
         self.ref = entry.ref
         self.extra = dict(entry.extra or {})
+        # (sha256, size) of each chunk in file order when the store keeps the file as
+        # content-defined chunks (files of STEMMA_CHUNK_THRESHOLD and over); else None
+        self.chunks = entry.chunks
         self._entry = entry
 
     def download(self, root: str | os.PathLike[str] | None = None) -> str:
@@ -206,7 +209,8 @@ class Artifact:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """``{"version": 1, "contents": {path: {"digest", "size", ...}}}``."""
+        """``{"version": 2, "contents": {path: {"digest", "size", ...}}}`` (a large file stored as
+        chunks also lists ``chunks``: [[sha256, size], ...] in file order)."""
         if self._manifest is not None:
             return self._manifest.to_json()
         return self._build_manifest(hash_local=True)[0].to_json()
@@ -573,13 +577,17 @@ class Artifact:
                 if entry.ref is not None:
                     fetch_reference(entry, target, download_cache())
                 elif self._backend is not None:
-                    self._backend.fetch_blob(entry.digest or "", target)
+                    self._backend.fetch_blob(
+                        entry.digest or "", target, chunked=entry.chunks is not None
+                    )
                 else:  # offline: what the download cache holds (or a local store's bytes)
                     cache = download_cache()
                     if not cache.has(entry.digest or "") and not settings.base_url:
                         from stemma.backend import get_backend
 
-                        get_backend(settings).fetch_blob(entry.digest or "", target)
+                        get_backend(settings).fetch_blob(
+                            entry.digest or "", target, chunked=entry.chunks is not None
+                        )
                     elif not cache.has(entry.digest or ""):
                         raise NotFound(
                             f"{self.name}: {entry.path} is not in the download cache and this "

@@ -16,7 +16,16 @@ from stemma.server.auth import AuthState
 from stemma.server.config import ServerSettings
 from stemma.server.deps import Store, rule
 from stemma.server.limits import BodyLimitMiddleware
-from stemma.server.routes import access, artifacts, blobs, media, reports, runs, webhooks
+from stemma.server.routes import (
+    access,
+    artifacts,
+    blobs,
+    chunks,
+    media,
+    reports,
+    runs,
+    webhooks,
+)
 from stemma.server.webhook_worker import lifespan
 from stemma.ui import views
 from stemma.ui.static_files import mount_static
@@ -49,6 +58,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(media.router)
     app.include_router(blobs.router)
+    app.include_router(chunks.router)
     app.include_router(artifacts.router)
     app.include_router(access.router)
     app.include_router(reports.router)

@@ -54,6 +54,7 @@ def register_blobs(conn: Connection, store: Any, items: Iterable[tuple[str, int]
     rows = dict(items)
     if not rows:
         return []
+    share_with_gc(conn)  # gc's orphan sweep must not run between our check and commit
     keys = list(rows)
     state: dict[str, bool] = {}
     for i in range(0, len(keys), 500):
@@ -62,8 +63,7 @@ def register_blobs(conn: Connection, store: Any, items: Iterable[tuple[str, int]
         ):
             state[digest] = condemned
     checking = [d for d in keys if state.get(d, True)]  # new or condemned
-    vanished = [d for d in checking if not store.has(d)]
-    gone = set(vanished)
+    gone = {d for d in checking if not store.has(d)}
     new = [
         {"digest": d, "size": rows[d], "created_at": now, "condemned": False}
         for d in checking
@@ -83,7 +83,10 @@ def register_blobs(conn: Connection, store: Any, items: Iterable[tuple[str, int]
             .where(and_(blobs.c.digest.in_(revive[i : i + 500]), blobs.c.condemned))
             .values(condemned=False)
         )
-    return vanished
+    # A revive can lose to gc deleting the row (and its bytes) meanwhile: whatever is not
+    # now present and alive counts as vanished, and the caller stores it again.
+    alive = present_blobs(conn, [d for d in checking if d not in gone])
+    return [d for d in checking if d not in alive]
 
 
 def lock_against_commits(conn: Connection) -> None:
@@ -131,18 +134,35 @@ def condemn_unreferenced(
 
 
 def take_condemned(conn: Connection, digests: list[str]) -> list[str]:
-    """Drop the rows of those digests that are still condemned and return them: the
-    caller deletes their bytes inside the same transaction."""
-    still = list(
-        conn.execute(
-            select(blobs.c.digest).where(and_(blobs.c.digest.in_(digests), blobs.c.condemned))
-        ).scalars()
+    """Drop the rows of those digests that are still condemned and return exactly the
+    rows dropped (DELETE ... RETURNING: a row revived meanwhile is neither dropped nor
+    returned); the caller deletes their bytes inside the same transaction."""
+    if not digests:
+        return []
+    res = conn.execute(
+        delete(blobs)
+        .where(and_(blobs.c.digest.in_(digests), blobs.c.condemned))
+        .returning(blobs.c.digest)
     )
-    if still:
-        conn.execute(delete(blobs).where(and_(blobs.c.digest.in_(still), blobs.c.condemned)))
-    return still
+    return list(res.scalars())
 
 
 def known_digests(conn: Connection) -> set[str]:
     """Every digest with a row (condemned or not)."""
     return set(conn.execute(select(blobs.c.digest)).scalars())
+
+
+def blob_ages(
+    conn: Connection, digests: Iterable[str]
+) -> dict[str, tuple[int, dt.datetime | None]]:
+    """{digest: (size, created_at)} of those digests' rows."""
+    keys = list(set(digests))
+    out: dict[str, tuple[int, dt.datetime | None]] = {}
+    for i in range(0, len(keys), 500):
+        for digest, size, created in conn.execute(
+            select(blobs.c.digest, blobs.c.size, blobs.c.created_at).where(
+                blobs.c.digest.in_(keys[i : i + 500])
+            )
+        ):
+            out[digest] = (size, aware(created))
+    return out

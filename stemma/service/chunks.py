@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
@@ -179,11 +178,11 @@ def register_file(conn: Connection, digest: str, size: int, chunk_list: Recipe) 
     return []
 
 
-def locate(conn: Connection, digests: Iterable[str]) -> dict[str, PackedChunk | Any]:
+def locate(conn: Connection, digests: Iterable[str]) -> dict[str, tuple[str, PackedChunk]]:
     """{chunk digest: (pack, PackedChunk)} for stored chunks (condemned ones included:
     their bytes stay until gc drops the row)."""
     keys = list(set(digests))
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[str, PackedChunk]] = {}
     for part in _batches(keys):
         for r in conn.execute(
             select(
@@ -246,15 +245,18 @@ def condemn_unreferenced(
     return dead
 
 
-def take_condemned(conn: Connection, digests: Sequence[str]) -> int:
-    """Drop the rows of those chunks that are still condemned; returns how many."""
-    n = 0
+def take_condemned(conn: Connection, digests: Sequence[str]) -> list[str]:
+    """Drop the rows of those chunks that are still condemned; returns exactly the rows
+    dropped (a chunk an upload revived meanwhile stays)."""
+    out: list[str] = []
     for part in _batches(list(digests)):
         res = conn.execute(
-            delete(chunks).where(and_(chunks.c.digest.in_(part), chunks.c.condemned))
+            delete(chunks)
+            .where(and_(chunks.c.digest.in_(part), chunks.c.condemned))
+            .returning(chunks.c.digest)
         )
-        n += res.rowcount or 0
-    return n
+        out.extend(res.scalars())
+    return out
 
 
 def live_packs(conn: Connection) -> set[str]:

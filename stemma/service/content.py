@@ -19,9 +19,9 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Engine
 
@@ -29,20 +29,16 @@ from stemma.errors import NotFound, StoreError
 from stemma.service import blobs as blob_service
 from stemma.service import chunks as chunk_service
 from stemma.storage.chunking import (
-    ChunkedFile,
     ChunkParams,
     CorruptChunk,
-    PackBuilder,
     PackedChunk,
-    encode_chunk,
+    chunks_to_store,
     open_chunked,
     reassemble,
     verify_pack,
-    worth_compressing,
+    write_packs,
 )
 from stemma.storage.database import read_tx, write_tx
-
-_PACKS_IN_FLIGHT = 4  # packs being written at once: bounds memory to a few packs
 
 
 class _IterReader(io.RawIOBase):
@@ -138,8 +134,9 @@ class ContentStore:
     def open(self, digest: str) -> BinaryIO:
         recipe = self.recipe(digest)
         if recipe is None:
-            return self.raw.open(digest)  # type: ignore[no-any-return]
-        return io.BufferedReader(_IterReader(self.iter_chunked(digest, recipe)), 1 << 20)  # type: ignore[return-value]
+            return cast(BinaryIO, self.raw.open(digest))
+        reader = _IterReader(self.iter_chunked(digest, recipe))
+        return cast(BinaryIO, io.BufferedReader(reader, 1 << 20))
 
     def copy_to(self, digest: str, dest: Path) -> None:
         recipe = self.recipe(digest)
@@ -176,22 +173,35 @@ class ContentStore:
     def wants_chunks(self, size: int) -> bool:
         return self.params.wants(size)
 
-    def store_chunked(self, path: str | os.PathLike[str], progress: Any = None) -> tuple[str, int]:
-        """Store a large file as chunks, writing only the chunks the store lacks."""
+    def store_chunked(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Store a large file as chunks, writing only the chunks the store lacks.
+
+        Pipelined: while the file is cut and hashed, each run of ~32 MiB of hashed chunks
+        is checked against the database and its missing chunks are packed and written,
+        so hashing and writing overlap. Everything is recorded in one transaction at the
+        end (packs, chunks, the file's recipe); if gc took a chunk away meanwhile, that
+        chunk is stored again.
+        """
         with open_chunked(path, self.params, self.pool) as cf:
-            with read_tx(self.engine) as conn:
-                if blob_service.present_blobs(conn, [cf.digest]) or chunk_service.complete_files(
-                    conn, [cf.digest]
-                ):
-                    return cf.digest, cf.size
-            for _attempt in range(3):
+            seen: set[str] = set()
+            writes: list[Any] = []
+            for lo, hi in cf.runs():
                 with read_tx(self.engine) as conn:
-                    missing = chunk_service.missing_chunks(conn, [d for d, _, _ in cf.chunks])
-                packs = self._write_packs(cf, missing)
+                    missing = chunk_service.missing_chunks(
+                        conn, [cf.chunks[i][0] for i in range(lo, hi)]
+                    )
+                todo = chunks_to_store(cf, lo, hi, missing, seen)
+                writes += write_packs(cf, todo, self.params, self.pool, self._put_pack)
+            cf.finish()
+            packs = [w.result() for w in writes]
+            with read_tx(self.engine) as conn:
+                if blob_service.present_blobs(conn, [cf.digest]):
+                    return cf.digest, cf.size  # stored whole before: keep that copy
+            for _attempt in range(3):
                 with write_tx(self.engine) as conn:
                     blob_service.share_with_gc(conn)
-                    vanished = blob_service.register_blobs(
-                        conn, self.raw, [(p, n) for p, n, _ in packs]
+                    vanished = set(
+                        blob_service.register_blobs(conn, self.raw, [(p, n) for p, n, _ in packs])
                     )
                     for pack, _n, index in packs:
                         if pack not in vanished:
@@ -199,56 +209,18 @@ class ContentStore:
                     lacking = chunk_service.register_file(conn, cf.digest, cf.size, cf.recipe())
                 if not lacking:
                     return cf.digest, cf.size
+                # gc condemned chunks between our check and now: store them again
+                again = set(lacking)
+                todo = chunks_to_store(cf, 0, len(cf.chunks), again, set())
+                packs = [
+                    w.result()
+                    for w in write_packs(cf, todo, self.params, self.pool, self._put_pack)
+                ]
             raise StoreError(
                 f"chunks of {path} keep vanishing while being stored (a gc running with "
                 "--grace 0?); try again",
                 path=str(path),
             )
-
-    def _write_packs(
-        self, cf: ChunkedFile, missing: set[str]
-    ) -> list[tuple[str, int, list[PackedChunk]]]:
-        """Write the missing chunks (each once, in file order) into new packs."""
-        todo: list[int] = []
-        seen: set[str] = set()
-        for i, (d, _, _) in enumerate(cf.chunks):
-            if d in missing and d not in seen:
-                seen.add(d)
-                todo.append(i)
-        if not todo:
-            return []
-        compress = self.params.compression and worth_compressing(cf, todo)
-
-        def encode(batch: list[int]) -> list[tuple[str, bytes, int, int]]:
-            out = []
-            for i in batch:
-                data = cf.data(i)
-                stored, codec = encode_chunk(data, compress)
-                out.append((cf.chunks[i][0], stored, len(data), codec))
-            return out
-
-        batches = [todo[k : k + 64] for k in range(0, len(todo), 64)]
-        written: list[Future[tuple[str, int, list[PackedChunk]]]] = []
-        results: list[tuple[str, int, list[PackedChunk]]] = []
-        builder = PackBuilder(self.params.pack_size)
-
-        def flush() -> None:
-            nonlocal builder
-            body, index = builder.finish()
-            builder = PackBuilder(self.params.pack_size)
-            while len(written) >= _PACKS_IN_FLIGHT:
-                results.append(written.pop(0).result())
-            written.append(self.pool.submit(self._put_pack, body, index))
-
-        for encoded in self.pool.map(encode, batches):
-            for digest, stored, size, codec in encoded:
-                builder.add(digest, stored, size, codec)
-                if builder.full:
-                    flush()
-        if len(builder):
-            flush()
-        results.extend(f.result() for f in written)
-        return results
 
     def _put_pack(
         self, body: bytes, index: list[PackedChunk]

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Row, and_, delete, insert, select
 
 from stemma.errors import UsageError
 from stemma.service import audit, media
+from stemma.service import chunks as chunk_service
 from stemma.service.access import Gate, Level
 from stemma.service.artifacts import (
     LATEST,
@@ -176,8 +177,13 @@ def expired_versions(conn: Connection, now: dt.datetime) -> list[tuple[ArtifactR
 def storage_stats(
     conn: Connection, entity: str | None = None, project: str | None = None
 ) -> list[dict[str, Any]]:
-    """Logical bytes (sum over versions) vs physical bytes (distinct blobs) per project
-    and artifact type."""
+    """Per project and artifact type, three levels of bytes:
+
+    * ``logical_bytes``: what the versions add up to (each version's full size);
+    * ``file_dedup_bytes``: after whole-file deduplication (each distinct file once);
+    * ``physical_bytes``: what is stored: whole blobs, plus each distinct chunk of the
+      chunked files once, as stored (after compression).
+    """
     q = (
         select(
             artifact_versions.c.id,
@@ -199,7 +205,6 @@ def storage_stats(
         q = q.where(entities.c.name == entity)
     if project is not None:
         q = q.where(projects.c.name == project)
-    sizes = dict(conn.execute(select(blobs.c.digest, blobs.c.size)).all())
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in conn.execute(q):
         g = groups.setdefault(
@@ -210,19 +215,42 @@ def storage_stats(
                 "type": r.type,
                 "versions": 0,
                 "logical_bytes": 0,
-                "digests": set(),
+                "files": {},
+                "chunks": set(),
             },
         )
         g["versions"] += 1
         g["logical_bytes"] += r.size
-        g["digests"] |= load_manifest(conn, r.id).blob_digests()
+        for e in load_manifest(conn, r.id):
+            if e.digest and e.ref is None:
+                g["files"][e.digest] = e.size or 0
+                if e.chunks is not None:
+                    g["chunks"].update(d for d, _ in e.chunks)
     out = []
     for g in groups.values():
-        digests = g.pop("digests")
-        g["physical_bytes"] = sum(sizes.get(d, 0) for d in digests)
-        g["blobs"] = len(digests)
+        files: dict[str, int] = g.pop("files")
+        chunk_set: set[str] = g.pop("chunks")
+        blob_sizes = _blob_sizes(conn, files)  # the files stored whole
+        g["file_dedup_bytes"] = sum(files.values())
+        g["physical_bytes"] = sum(blob_sizes.values()) + sum(
+            chunk_service.chunk_sizes(conn, chunk_set).values()
+        )
+        g["blobs"] = len(files)
+        g["chunks"] = len(chunk_set)
         out.append(g)
     return sorted(out, key=lambda g: (g["entity"], g["project"], g["type"]))
+
+
+def _blob_sizes(conn: Connection, digests: Any) -> dict[str, int]:
+    keys = list(digests)
+    out: dict[str, int] = {}
+    for i in range(0, len(keys), 500):
+        out.update(
+            conn.execute(
+                select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(keys[i : i + 500]))
+            ).all()
+        )
+    return out
 
 
 def live_digests(conn: Connection) -> set[str]:

@@ -99,23 +99,91 @@ class ChunkParams:
         return self.enabled and size >= max(self.threshold, 1)
 
 
-@dataclasses.dataclass(slots=True)
 class ChunkedFile:
-    """A file cut into chunks: its own SHA-256 and size, and (digest, offset, size) per
-    chunk in order. ``view`` reads the bytes while the source is open."""
+    """A mapped file being cut into chunks: (digest, offset, size) per chunk in order,
+    filled as :meth:`runs` cuts and hashes; ``digest`` (the whole file's SHA-256) once
+    :meth:`finish` returns. ``data(i)`` reads a chunk's bytes while the file is open."""
 
-    digest: str
-    size: int
-    chunks: list[tuple[str, int, int]]
-    view: memoryview | None = None
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        view: memoryview,
+        before: os.stat_result,
+        params: ChunkParams,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self.path = path
+        self.view = view
+        self.size = len(view)
+        self.chunks: list[tuple[str, int, int]] = []
+        self.digest = ""
+        self._before = before
+        self._params = params
+        self._pool = pool
+        self._whole: Future[str] = pool.submit(_hash_whole, view)
+        self._cut = False
 
     def recipe(self) -> list[tuple[str, int]]:
         return [(d, n) for d, _, n in self.chunks]
 
     def data(self, index: int) -> memoryview:
-        assert self.view is not None, "the chunked file's source is closed"
         _, offset, n = self.chunks[index]
         return self.view[offset : offset + n]
+
+    def runs(self, run_bytes: int = 32 << 20) -> Iterator[tuple[int, int]]:
+        """Cut the file and hash its chunks on the pool, yielding ``(lo, hi)`` index
+        ranges of about ``run_bytes`` as soon as their chunks are hashed, so the caller
+        can store one run while the next is hashed."""
+        from pyfastcdc import FastCDC
+
+        if self._cut:
+            raise RuntimeError("the file was cut already")
+        self._cut = True
+        avg = self._params.avg
+        cdc = FastCDC(avg, min_size=max(64, avg // 4), max_size=avg * 4)
+        cuts: list[tuple[int, int]] = []
+        pending: list[tuple[int, int, Future[list[str]]]] = []  # (lo, hi, hashes)
+        run_lo = run_bytes_so_far = 0
+
+        def drain(wait_all: bool) -> Iterator[tuple[int, int]]:
+            nonlocal run_lo, run_bytes_so_far
+            while pending and (wait_all or pending[0][2].done()):
+                lo, hi, fut = pending.pop(0)
+                self.chunks.extend(
+                    (d, o, n) for d, (o, n) in zip(fut.result(), cuts[lo:hi], strict=True)
+                )
+                run_bytes_so_far += sum(n for _, n in cuts[lo:hi])
+                if run_bytes_so_far >= run_bytes:
+                    yield run_lo, hi
+                    run_lo, run_bytes_so_far = hi, 0
+
+        for c in cdc.cut_buf(self.view):
+            cuts.append((c.offset, c.length))
+            if len(cuts) % _BATCH == 0:
+                lo = len(cuts) - _BATCH
+                pending.append((lo, len(cuts), self._pool.submit(_hash_cuts, self.view, cuts[lo:])))
+                yield from drain(False)
+        rest = len(cuts) % _BATCH
+        if rest:
+            lo = len(cuts) - rest
+            pending.append((lo, len(cuts), self._pool.submit(_hash_cuts, self.view, cuts[lo:])))
+        yield from drain(True)
+        if run_lo < len(cuts):
+            yield run_lo, len(cuts)
+
+    def finish(self) -> str:
+        """Cut whatever is left, wait for the whole-file SHA-256 and check that the file
+        did not change while it was read (InvalidValueError: nothing may be recorded)."""
+        if not self._cut:
+            for _ in self.runs():
+                pass
+        self.digest = self._whole.result()
+        if _stat_key(os.stat(self.path)) != _stat_key(self._before):
+            raise InvalidValueError(
+                f"{self.path} changed while it was being read; nothing was stored",
+                path=str(self.path),
+            )
+        return self.digest
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
@@ -126,44 +194,26 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
 def open_chunked(
     path: str | os.PathLike[str], params: ChunkParams, pool: ThreadPoolExecutor
 ) -> Iterator[ChunkedFile]:
-    """Cut and hash a file, keeping it mapped while the caller stores the chunks it needs.
+    """Map a file for chunking; its whole-file SHA-256 starts on the pool at once.
 
-    Raises InvalidValueError when the file changes while it is read (nothing is stored
-    from a file that changed: its chunks would not add up to its SHA-256).
+    The caller cuts it with :meth:`ChunkedFile.runs` (storing runs as they come) or
+    :meth:`ChunkedFile.finish`, and keeps it open while it stores chunk bytes.
     """
-    from pyfastcdc import FastCDC
-
     fd = os.open(path, os.O_RDONLY)
     try:
         before = os.fstat(fd)
-        size = before.st_size
-        if size == 0:
+        if before.st_size == 0:
             raise InvalidValueError(f"{path}: an empty file is never chunked", path=str(path))
-        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        mm = mmap.mmap(fd, before.st_size, access=mmap.ACCESS_READ)
         with contextlib.suppress(AttributeError, OSError):
             mm.madvise(mmap.MADV_SEQUENTIAL)
         view = memoryview(mm)
+        cf = ChunkedFile(path, view, before, params, pool)
         try:
-            whole: Future[str] = pool.submit(_hash_whole, view)
-            cdc = FastCDC(params.avg, min_size=max(64, params.avg // 4), max_size=params.avg * 4)
-            cuts: list[tuple[int, int]] = []
-            batches: list[Future[list[str]]] = []
-            for c in cdc.cut_buf(view):
-                cuts.append((c.offset, c.length))
-                if len(cuts) % _BATCH == 0:
-                    batches.append(pool.submit(_hash_cuts, view, cuts[-_BATCH:]))
-            rest = len(cuts) % _BATCH
-            if rest:
-                batches.append(pool.submit(_hash_cuts, view, cuts[-rest:]))
-            digests = [d for b in batches for d in b.result()]
-            digest = whole.result()
-            if _stat_key(os.stat(path)) != _stat_key(before):
-                raise InvalidValueError(
-                    f"{path} changed while it was being read; nothing was stored", path=str(path)
-                )
-            chunks = [(d, o, n) for d, (o, n) in zip(digests, cuts, strict=True)]
-            yield ChunkedFile(digest, size, chunks, view)
+            yield cf
         finally:
+            with contextlib.suppress(Exception):
+                cf._whole.result()  # the hashing thread must be done with the mapping
             with contextlib.suppress(BufferError):
                 view.release()
                 mm.close()
@@ -249,11 +299,11 @@ class PackBuilder:
 
     def __init__(self, target: int) -> None:
         self.target = max(target, 1)
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.index: list[PackedChunk] = []
         self.length = 0
 
-    def add(self, digest: str, stored: bytes, size: int, codec: int) -> None:
+    def add(self, digest: str, stored: bytes | memoryview, size: int, codec: int) -> None:
         self.index.append(PackedChunk(digest, self.length, len(stored), size, codec))
         self.parts.append(stored)
         self.length += len(stored)
@@ -275,6 +325,70 @@ class PackBuilder:
         )
         body = b"".join([*self.parts, index, TRAILER.pack(len(index)), MAGIC])
         return body, self.index
+
+
+def chunks_to_store(
+    cf: ChunkedFile, lo: int, hi: int, missing: set[str], seen: set[str]
+) -> list[int]:
+    """Indices in [lo, hi) of chunks in ``missing`` not already in ``seen`` (which is
+    updated): each missing chunk is stored once even when the file repeats it."""
+    out = []
+    for i in range(lo, hi):
+        d = cf.chunks[i][0]
+        if d in missing and d not in seen:
+            seen.add(d)
+            out.append(i)
+    return out
+
+
+def write_packs(
+    cf: ChunkedFile,
+    todo: list[int],
+    params: ChunkParams,
+    pool: ThreadPoolExecutor,
+    put: Any,
+    compress: bool | None = None,
+    in_flight: int = 6,
+) -> list[Future[Any]]:
+    """Pack the chunks ``todo`` (indices, in file order) and hand each pack's bytes and
+    index to ``put`` on the pool; returns the futures of what ``put`` returns.
+
+    Packs are cut by raw size, then each is encoded (compressed where it pays), joined
+    and put by one task on ``pool``, so packs are built and written on every core at
+    once; the call waits while more than ``in_flight`` packs are unfinished.
+    ``compress`` None decides from a sample of ``todo``.
+    """
+    if not todo:
+        return []
+    if compress is None:
+        compress = params.compression and worth_compressing(cf, todo)
+    groups: list[list[int]] = [[]]
+    filled = 0
+    for i in todo:
+        if filled >= params.pack_size:
+            groups.append([])
+            filled = 0
+        groups[-1].append(i)
+        filled += cf.chunks[i][2]
+
+    def build(group: list[int]) -> Any:
+        builder = PackBuilder(params.pack_size)
+        for i in group:
+            data = cf.data(i)
+            if compress:
+                stored, codec = encode_chunk(data, True)
+                builder.add(cf.chunks[i][0], stored, len(data), codec)
+            else:  # no copy per chunk: the pack's join copies once
+                builder.add(cf.chunks[i][0], data, len(data), RAW)
+        body, index = builder.finish()
+        return put(body, index)
+
+    futures: list[Future[Any]] = []
+    for group in groups:
+        while sum(not f.done() for f in futures) >= in_flight:
+            next(f for f in futures if not f.done()).result()
+        futures.append(pool.submit(build, group))
+    return futures
 
 
 def read_pack_index(pack: bytes) -> list[PackedChunk]:

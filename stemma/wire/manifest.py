@@ -161,7 +161,13 @@ class Manifest:
     def _pack_rows(entries: Iterable[Entry]) -> list[list[Any]]:
         rows = []
         for e in entries:
-            row = [e.path, bytes.fromhex(e.digest) if e.digest else None, e.size, e.ref, e.extra]
+            row: list[Any] = [
+                e.path,
+                bytes.fromhex(e.digest) if e.digest else None,
+                e.size,
+                e.ref,
+                e.extra,
+            ]
             if e.chunks is not None:  # binary digests, one string; sizes beside
                 row.append(
                     [b"".join(bytes.fromhex(d) for d, _ in e.chunks), [n for _, n in e.chunks]]

@@ -469,6 +469,7 @@ class RetentionOut(_Model):
 class GcIn(_Model):
     dry_run: bool = False
     grace_seconds: float = Field(default=3600.0, ge=0, le=MAX_SECONDS)
+    repack_below: float = Field(default=0.5, ge=0, le=1)
 
 
 class JsonOut(_Model):
@@ -647,3 +648,51 @@ class PromotionOut(_Model):
     decided_by: str | None
     decided_at: dt.datetime | None
     decision_comment: str | None
+
+
+# ------------------------------------------------------------------ chunks
+
+
+class ChunksMissingIn(_Model):
+    """Large files a client is about to store as chunks, and their chunks."""
+
+    files: list[BlobIn] = Field(default_factory=list, max_length=100_000)
+    chunks: list[str] = Field(default_factory=list, max_length=1_000_000)
+
+
+class ChunksMissingOut(_Model):
+    files: list[str]  # files the store already holds completely: nothing to upload
+    chunks: list[str]  # chunks the store lacks: pack and upload these
+
+
+class PacksIn(_Model):
+    packs: list[str] = Field(max_length=10_000)
+
+
+class PacksOut(_Model):
+    chunks: int  # chunks registered from the packs
+
+
+class ChunkedFileIn(_Model):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    chunks: list[tuple[str, int]] = Field(max_length=1_000_000)
+
+
+class ChunkLocation(_Model):
+    digest: str
+    size: int
+    pack: str
+    offset: int
+    stored_size: int
+    codec: int
+
+
+class ChunkedFileOut(_Model):
+    """Where a chunked file's chunks are: read ``stored_size`` bytes at ``offset`` of the
+    pack's URL (an HTTP range request), decode with ``codec`` (0 raw, 1 zstd)."""
+
+    digest: str
+    size: int
+    chunks: list[ChunkLocation]
+    packs: dict[str, str]  # pack digest -> URL (ours, or a presigned object-store URL)

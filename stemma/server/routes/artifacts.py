@@ -359,7 +359,7 @@ def set_retention(entity: str, project: str, body: RetentionIn, store: Store) ->
     "/admin/gc", response_model=JsonOut, tags=["admin"], openapi_extra=rule("instance-admin")
 )
 def gc(body: GcIn, store: Store) -> dict[str, Any]:
-    return store.gc(body.dry_run, body.grace_seconds)
+    return store.gc(body.dry_run, body.grace_seconds, body.repack_below)
 
 
 @router.get(

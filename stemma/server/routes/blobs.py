@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from stemma.errors import InvalidValueError, NotFound
@@ -164,16 +165,31 @@ def complete_multipart(body: MultipartDoneIn, store: Store) -> Response:
 def get_blob(digest: str, store: Store) -> Response:
     _check_digest(digest)
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
+    if blobs.raw.size(digest) is None and blobs.recipe(digest) is not None:
+        # a file stored as chunks: reassembled here (clients that can read ranges ask
+        # GET /api/v1/chunks/files/{digest} and fetch the packs' ranges themselves)
+        return StreamingResponse(
+            _chunks(blobs.open(digest)),
+            media_type="application/octet-stream",
+            headers={"x-stemma-digest": digest, "content-length": str(blobs.size(digest))},
+        )
     if hasattr(blobs, "presign_get"):
-        if not blobs.has(digest):
+        if not blobs.raw.has(digest):
             raise NotFound(f"blob {digest} is not in the store", digest=digest)
         return RedirectResponse(blobs.presign_get(digest), status_code=307)
     path = blobs.path(digest)
     if not path.is_file():
         raise NotFound(f"blob {digest} is not in the store", digest=digest)
+    # FileResponse answers Range requests: how clients read chunks out of packfiles
     return FileResponse(
         path, media_type="application/octet-stream", headers={"x-stemma-digest": digest}
     )
+
+
+def _chunks(fh: Any) -> Iterator[bytes]:
+    with fh:
+        while data := fh.read(1 << 20):
+            yield data
 
 
 @router.post(
