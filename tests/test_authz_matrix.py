@@ -274,6 +274,23 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         "url": f"{V}/blobs/verify",
         "json": {"digests": [w.digest]},
     },
+    ("POST", "/chunks/missing"): lambda w, r: {
+        "url": f"{V}/chunks/missing",
+        "json": {"files": [{"digest": w.digest, "size": len(w.blob)}], "chunks": [w.digest]},
+    },
+    ("POST", "/chunks/packs"): lambda w, r: {
+        "url": f"{V}/chunks/packs",
+        "json": {"packs": [hashlib.sha256(f"no such pack {r}".encode()).hexdigest()]},
+    },
+    ("POST", "/chunks/files"): lambda w, r: {
+        "url": f"{V}/chunks/files",
+        "json": {
+            "digest": hashlib.sha256(f"no such file {r}".encode()).hexdigest(),
+            "size": 1,
+            "chunks": [[hashlib.sha256(f"no such chunk {r}".encode()).hexdigest(), 1]],
+        },
+    },
+    ("GET", "/chunks/files/{digest}"): lambda w, r: {"url": f"{V}/chunks/files/{w.digest}"},
     ("POST", "/artifacts/{entity}/{project}/{name}/versions"): _commit,
     ("GET", "/artifacts/{entity}/{project}/{name}/versions"): lambda w, r: {
         "url": f"{V}/artifacts/acme/vision/net/versions"

@@ -52,6 +52,7 @@ def test_artifact_bytes_bypass_the_api_server(
             "STEMMA_DIR": str(tmp_path / "client"),
             "STEMMA_DATABASE_URL": "",
             "STEMMA_CACHE_DIR": str(tmp_path / "cache"),
+            "STEMMA_CHUNKING": "off",  # whole files here; chunked uploads are tested below
         }
         run_python(
             f"""
@@ -83,6 +84,77 @@ def test_artifact_bytes_bypass_the_api_server(
         assert " 200" not in "\n".join(
             line for line in log.splitlines() if "GET /api/v1/blobs/" in line
         )
+    finally:
+        server.stop()
+
+
+@pytest.mark.postgresql_only  # the production setup: PostgreSQL, S3 and a server
+def test_chunked_versions_bypass_the_api_server(
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large files go to the bucket as packfiles through presigned URLs, a second version
+    uploads only its new chunks, and downloads are ranged reads of the packs."""
+    bucket = s3_server.make_bucket("chunks")
+    env = {
+        "STEMMA_STORAGE_URL": f"s3://{bucket}/blobs",
+        "STEMMA_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_REGION": s3_server.region,
+        "STEMMA_MAX_BLOB_BYTES": "0",  # no blob body may pass through the API server
+    }
+    server = ServerProcess(
+        tmp_path / "server",
+        database_url=os.environ.get("STEMMA_DATABASE_URL"),
+        extra_env=env,
+        log_level="info",
+    )
+    server.start()
+    try:
+        base = os.urandom(12 << 20)
+        second = base[: 5 << 20] + os.urandom(300_000) + base[5 << 20 :]
+        client = {
+            "STEMMA_BASE_URL": server.url,
+            "STEMMA_DIR": str(tmp_path / "client"),
+            "STEMMA_DATABASE_URL": "",
+            "STEMMA_CACHE_DIR": str(tmp_path / "cache"),
+        }
+
+        def bucket_bytes() -> int:
+            listed = s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+            return sum(o["Size"] for o in listed)
+
+        sizes = []
+        for i, data in enumerate((base, second)):
+            (tmp_path / "model.bin").write_bytes(data)
+            run_python(
+                f"""
+                import stemma
+                with stemma.init(project="s3c", id="up{i}") as run:
+                    art = stemma.Artifact("weights", type="model")
+                    art.add_file({str(tmp_path / "model.bin")!r})
+                    run.log_artifact(art)
+            """,
+                env=client,
+            )
+            sizes.append(bucket_bytes())
+        assert (12 << 20) <= sizes[0] < (13 << 20)  # packs of v0 (random: not compressed)
+        assert sizes[1] - sizes[0] < 300_000 + 4 * (256 << 10)  # v1: the insert, a few chunks
+        monkeypatch.setenv("STEMMA_BASE_URL", server.url)
+        monkeypatch.setenv("STEMMA_CACHE_DIR", str(tmp_path / "cache2"))
+        monkeypatch.delenv("STEMMA_DATABASE_URL", raising=False)
+        reset_backends()
+        for version, data in (("v0", base), ("v1", second)):
+            art = stemma.Api().artifact(f"s3c/weights:{version}")
+            assert art.get_entry("model.bin").chunks is not None
+            root = Path(art.download(tmp_path / version))
+            assert (root / "model.bin").read_bytes() == data
+        log = server.log_path.read_text()
+        assert "PUT /api/v1/blobs/" not in log  # packs went straight to the bucket
+        assert "GET /api/v1/chunks/files/" in log  # downloads asked where the chunks are
+        assert '"GET /api/v1/blobs/' not in log  # and read them from the bucket
     finally:
         server.stop()
 
