@@ -51,6 +51,7 @@ def pipe(ui: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (data / "train.csv").write_text(CSV_V0)
     (data / "notes.txt").write_text(f"line one\n{XSS_SCRIPT}\n")
     (data / "images" / "a.bin").write_bytes(os.urandom(3000) + b"\x00")
+    (data / "images" / "big.bin").write_bytes(os.urandom(5 << 20))  # stored as chunks
     odd = src / "odd.txt"
     odd.write_text("a file with a markup name\n")
     out: dict[str, Any] = {"src": src, **people}
@@ -174,6 +175,10 @@ def test_version_page_files_download_and_view(ui, pipe, signed_in, shot) -> None
     blob = Path(info.value.path()).read_bytes()
     assert blob == (pipe["src"] / "data" / "images" / "a.bin").read_bytes()
     assert page.get_by_role("link", name="a.bin", exact=True).count() == 0  # binary: no view page
+    with page.expect_download() as info:  # a file stored as chunks, reassembled
+        page.get_by_role("link", name="Download data/images/big.bin").click()
+    big = Path(info.value.path()).read_bytes()
+    assert big == (pipe["src"] / "data" / "images" / "big.bin").read_bytes()
 
     page.goto(f"{BASE}/dataset/v0?dir=data")
     page.get_by_role("link", name="notes.txt", exact=True).click()

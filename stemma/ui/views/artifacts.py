@@ -616,7 +616,7 @@ def download(
         "etag": f'"{entry.digest}"',
     }
     blobs: Any = store.blobs  # local directory or object store: duck-typed extras
-    if hasattr(blobs, "path"):
+    if hasattr(blobs, "path") and entry.chunks is None:
         local = blobs.path(entry.digest)
         if not local.is_file():
             raise NotFound(f"the bytes of {path!r} are missing from the store")
