@@ -372,11 +372,13 @@ def storage_page(request: Request, store: Store) -> HTMLResponse:
                 "versions": 0,
                 "blobs": 0,
                 "logical_bytes": 0,
+                "file_dedup_bytes": 0,
                 "physical_bytes": 0,
                 "types": 0,
             },
         )
-        for k in ("versions", "blobs", "logical_bytes", "physical_bytes"):
+        r.setdefault("file_dedup_bytes", r["physical_bytes"])
+        for k in ("versions", "blobs", "logical_bytes", "file_dedup_bytes", "physical_bytes"):
             p[k] += r[k]
         p["types"] += 1
     projects_ = list(by_project.values())
@@ -388,6 +390,7 @@ def storage_page(request: Request, store: Store) -> HTMLResponse:
         "projects": len(projects_),
         "versions": sum(p["versions"] for p in projects_),
         "logical_bytes": logical,
+        "file_dedup_bytes": sum(p["file_dedup_bytes"] for p in projects_),
         "physical_bytes": physical,
         **_ratio(logical, physical),
     }
