@@ -101,6 +101,21 @@ def private_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEMMA_WEBHOOK_ALLOW_PRIVATE", "1")
 
 
+def _senders() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stemma-webhook")]
+
+
+@pytest.fixture(autouse=True)
+def no_stray_sender() -> None:
+    """No webhook worker of an earlier test may still be running: over the same database
+    (a worker's PostgreSQL one) it would claim this test's deliveries with its own
+    settings (no private targets, 30 s between attempts)."""
+    deadline = time.monotonic() + 15
+    while _senders() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _senders(), f"a webhook sender outlived its test: {_senders()}"
+
+
 def verify(headers: dict[str, str], body: bytes, secret: str, tolerance: int = 300) -> dict:
     """What a CI job does (the README's snippet): check the timestamp and the HMAC."""
     timestamp = headers["X-Stemma-Timestamp"]
@@ -420,6 +435,37 @@ def test_claims_never_overlap(store_dir: Path, private_ok: None) -> None:
     with write_tx(store.engine) as conn:
         assert webhook_service.claim(conn, 10, lease=60) == []  # leased, not due again yet
     store.close()
+
+
+@pytest.mark.sqlite_only
+def test_server_worker_stops_with_the_last_lifespan(store_dir: Path) -> None:
+    """Lifespans entered at once (nested test clients over one app) share one worker,
+    which stops when the last one ends: none is left running, claiming deliveries, after
+    the application has stopped."""
+    from fastapi.testclient import TestClient
+
+    from stemma.server.app import create_app
+    from stemma.server.config import ServerSettings
+
+    before = set(threading.enumerate())
+    app = create_app(ServerSettings.from_env(bind_host="127.0.0.1"))
+    with TestClient(app) as outer:
+        worker = app.state.webhook_worker
+        with TestClient(app) as inner:
+            assert app.state.webhook_worker is worker
+            assert inner.get("/healthz").status_code == 200
+        assert not worker.stop.is_set() and worker.thread.is_alive()  # outer still serves
+        assert outer.get("/healthz").status_code == 200
+    assert worker.stop.is_set() and app.state.webhook_worker is None
+
+    def started() -> list[threading.Thread]:
+        return [t for t in _senders() if t not in before]
+
+    deadline = time.monotonic() + 15
+    while started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started() == []
+    app.state.store.close()
 
 
 # ------------------------------------------------------------------ who may
