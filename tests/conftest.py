@@ -7,7 +7,9 @@
 
 ``@pytest.mark.sqlite_only`` / ``@pytest.mark.postgresql_only`` limit a test to one
 database; ``@pytest.mark.embedded_only`` keeps a test off the server variant (it looks
-inside the store's own files or database). The test id says which one ran:
+inside the store's own files or database); ``@pytest.mark.sqlite_and_server`` runs a
+test only on SQLite and the server (the client paths both ways, where PostgreSQL adds
+nothing, e.g. the framework integrations). The test id says which one ran:
 ``test_x[sqlite]``, ``test_x[postgresql]``, ``test_x[server]``.
 """
 
@@ -44,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "embedded_only: the test inspects the embedded store, not through a server"
     )
     config.addinivalue_line("markers", "server_only: the test is about the HTTP API itself")
+    config.addinivalue_line(
+        "markers", "sqlite_and_server: the embedded client and the HTTP client are enough"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -59,6 +64,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = ["sqlite", "postgresql"]
     elif metafunc.definition.get_closest_marker("server_only"):
         params = ["server"]
+    elif metafunc.definition.get_closest_marker("sqlite_and_server"):
+        params = ["sqlite", "server"]
     else:
         params = list(DATABASES)
     metafunc.parametrize("database", params, indirect=True, ids=params)

@@ -323,8 +323,9 @@ def test_manifest_versions_read_and_chunks_take_no_part_in_identity() -> None:
     assert Manifest.from_json(Manifest([chunked]).to_json()).get("a.bin").chunks == chunked.chunks  # type: ignore[union-attr]
     v1 = {"version": 1, "contents": {"a.bin": {"digest": "ab" * 32, "size": 10}}}
     assert Manifest.from_json(v1).get("a.bin").chunks is None  # type: ignore[union-attr]
-    import msgpack
     import zlib
+
+    import msgpack
 
     old = zlib.compress(msgpack.packb({"v": 1, "rows": [["a.bin", bytes(32), 10, None, None]]}))
     assert Manifest.decode(old).get("a.bin").size == 10  # type: ignore[union-attr]
