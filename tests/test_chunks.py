@@ -414,3 +414,20 @@ def test_chunks_on_an_object_store(
         api.artifact("dedup/s3:v0").download(tmp_path / "dl2")
     out = CliRunner().invoke(cli, ["artifact", "verify", "dedup/s3:v0"])
     assert out.exit_code == 1 and "corrupt" in out.output
+
+
+def test_progress_counts_every_byte_once(
+    small_chunks: None, tmp_path: Path, api: stemma.Api
+) -> None:
+    """The progress bar of a large file advances as runs or packs are stored and ends at
+    the file's size, also when half of it was stored already."""
+    half = os.urandom(3 << 20)
+    first = tmp_path / "first.bin"
+    first.write_bytes(half + os.urandom(3 << 20))
+    second = tmp_path / "second.bin"
+    second.write_bytes(half + os.urandom(3 << 20))
+    for path in (first, second):
+        ticks: list[int] = []
+        ((digest, size),) = api._backend.store_files([(path, None)], ticks.append)
+        assert digest == sha(path.read_bytes()) and size == path.stat().st_size
+        assert sum(ticks) == size and len(ticks) > 1

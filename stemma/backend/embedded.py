@@ -319,9 +319,7 @@ class EmbeddedBackend(Backend):
         # file at a time: each is already cut and hashed on every core.
         large = [i for i in todo if self.blobs.wants_chunks(_file_size(files[i][0]))]
         for i in large:
-            results[i] = self.blobs.store_chunked(files[i][0])
-            if progress is not None:
-                progress(results[i][1])  # type: ignore[index]
+            results[i] = self.blobs.store_chunked(files[i][0], progress)
         chunked = set(large)
         todo = [i for i in todo if i not in chunked]
 

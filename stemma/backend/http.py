@@ -376,9 +376,7 @@ class HttpBackend(Backend):
         for i, (path, _known) in enumerate(files):
             size = os.stat(path).st_size
             if params.wants(size):
-                results_by_index[i] = self._store_chunked(path, params)
-                if progress is not None:
-                    progress(size)
+                results_by_index[i] = self._store_chunked(path, params, progress)
             else:
                 small.append(i)
         if small:
@@ -434,9 +432,12 @@ class HttpBackend(Backend):
                 self._pool = ThreadPoolExecutor(workers, thread_name_prefix="stemma-chunks")
             return self._pool
 
-    def _store_chunked(self, path: StrPath, params: ChunkParams) -> tuple[str, int]:
+    def _store_chunked(
+        self, path: StrPath, params: ChunkParams, progress: Progress = None
+    ) -> tuple[str, int]:
         """Cut the file, ask which chunks the server lacks, upload those in packs, then
-        have the server record the file (it checks the file's SHA-256 from the chunks)."""
+        have the server record the file (it checks the file's SHA-256 from the chunks).
+        ``progress`` hears of the bytes already stored at once, then of each pack."""
         pool = self._chunk_pool()
         with chunking.open_chunked(path, params, pool) as cf:
             cf.finish()
@@ -453,10 +454,17 @@ class HttpBackend(Backend):
                 if cf.digest in answer["files"]:
                     return cf.digest, cf.size
                 todo = chunking.chunks_to_store(cf, 0, len(recipe), set(answer["chunks"]), set())
-                packs = [
-                    f.result()
-                    for f in chunking.write_packs(cf, todo, params, pool, self._upload_pack)
-                ]
+                report = progress if _attempt == 0 else None  # a retry adds no bytes
+                if report is not None:
+                    report(cf.size - sum(cf.chunks[i][2] for i in todo))  # already there
+
+                def upload(body: bytes, index: Any, report: Progress = report) -> str:
+                    digest = self._upload_pack(body, index)
+                    if report is not None:
+                        report(sum(c.size for c in index))
+                    return digest
+
+                packs = [f.result() for f in chunking.write_packs(cf, todo, params, pool, upload)]
                 if packs:
                     self._json("POST", "/api/v1/chunks/packs", json={"packs": packs})
                 resp = self._retrying(

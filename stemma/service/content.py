@@ -173,25 +173,28 @@ class ContentStore:
     def wants_chunks(self, size: int) -> bool:
         return self.params.wants(size)
 
-    def store_chunked(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+    def store_chunked(self, path: str | os.PathLike[str], progress: Any = None) -> tuple[str, int]:
         """Store a large file as chunks, writing only the chunks the store lacks.
 
-        Pipelined: while the file is cut and hashed, each run of ~32 MiB of hashed chunks
-        is checked against the database and its missing chunks are packed and written,
-        so hashing and writing overlap. Everything is recorded in one transaction at the
-        end (packs, chunks, the file's recipe); if gc took a chunk away meanwhile, that
-        chunk is stored again.
+        Pipelined: while the file is cut and hashed, each run of hashed chunks (four
+        packs' worth, 32 MiB by default) is checked against the database and its missing
+        chunks are packed and written, so hashing and writing overlap. Everything is
+        recorded in one transaction at the end (packs, chunks, the file's recipe); if gc
+        took a chunk away meanwhile, that chunk is stored again. ``progress(n)`` hears of
+        each run's bytes as it is done.
         """
         with open_chunked(path, self.params, self.pool) as cf:
             seen: set[str] = set()
             writes: list[Any] = []
-            for lo, hi in cf.runs():
+            for lo, hi in cf.runs(4 * self.params.pack_size):
                 with read_tx(self.engine) as conn:
                     missing = chunk_service.missing_chunks(
                         conn, [cf.chunks[i][0] for i in range(lo, hi)]
                     )
                 todo = chunks_to_store(cf, lo, hi, missing, seen)
                 writes += write_packs(cf, todo, self.params, self.pool, self._put_pack)
+                if progress is not None:
+                    progress(sum(cf.chunks[i][2] for i in range(lo, hi)))
             cf.finish()
             packs = [w.result() for w in writes]
             with read_tx(self.engine) as conn:
