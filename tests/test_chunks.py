@@ -373,6 +373,35 @@ def test_file_level_when_chunking_is_off(
     assert stats(api)["physical_bytes"] == len(data) + 1
 
 
+def _use_bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch, name: str) -> str:
+    from stemma.backend import reset_backends
+
+    bucket = s3.make_bucket(name)
+    monkeypatch.setenv("STEMMA_STORAGE_URL", f"s3://{bucket}/blobs")
+    monkeypatch.setenv("STEMMA_S3_ENDPOINT_URL", s3.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_REGION", s3.region)
+    reset_backends()
+    return bucket
+
+
+@pytest.mark.sqlite_only
+def test_100_mib_round_trip_on_an_object_store(
+    s3_server: S3Server,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    bucket = _use_bucket(s3_server, monkeypatch, "big")
+    data = os.urandom(100 << 20)
+    log_files("big", {"model.bin": data}, tmp_path)
+    objects = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert 10 <= len(objects) <= 16  # ~8 MiB packs, not ~1,300 chunk objects
+    api = stemma.Api()
+    root = Path(api.artifact("dedup/big:v0").download(tmp_path / "dl"))
+    assert sha((root / "model.bin").read_bytes()) == sha(data)
+
+
 @pytest.mark.sqlite_only
 def test_chunks_on_an_object_store(
     small_chunks: None,
@@ -382,15 +411,7 @@ def test_chunks_on_an_object_store(
 ) -> None:
     """The embedded store with S3 as its blob store: packs are objects, chunks are read
     with ranged GETs, a damaged pack object is caught on download and by verify."""
-    from stemma.backend import reset_backends
-
-    bucket = s3_server.make_bucket("chunked")
-    monkeypatch.setenv("STEMMA_STORAGE_URL", f"s3://{bucket}/blobs")
-    monkeypatch.setenv("STEMMA_S3_ENDPOINT_URL", s3_server.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-    monkeypatch.setenv("AWS_REGION", s3_server.region)
-    reset_backends()
+    bucket = _use_bucket(s3_server, monkeypatch, "chunked")
     api = stemma.Api()
     rng = random.Random(9)
     files = {f"f{n}.bin": rng.randbytes(n) for n in (0, 1, THRESHOLD, (2 << 20) + 3)}
