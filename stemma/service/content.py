@@ -74,6 +74,8 @@ class ContentStore:
         self._pool_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:  # presign_put, receive_path, path, ...
+        if name == "raw":  # not set yet (a half-built instance): no recursion
+            raise AttributeError(name)
         return getattr(self.raw, name)
 
     def __repr__(self) -> str:
