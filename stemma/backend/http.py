@@ -506,23 +506,29 @@ class HttpBackend(Backend):
         return digest
 
     def _put_bytes(self, body: bytes, target: dict[str, Any]) -> None:
+        self._put_to(target, body, len(body), "a pack")
+
+    def _put_to(self, target: dict[str, Any], content: Any, size: int, what: str) -> None:
+        """One PUT of an upload plan's target: to this server (a local-directory store)
+        or straight to the object store with the presigned headers."""
         url = target["url"]
-        to_server = url.startswith("/")
+        to_server = url.startswith("/")  # local-directory store: the server keeps bytes
         headers = (
             {"content-type": "application/octet-stream"}
             if to_server
             else dict(target.get("headers") or {})
         )
+        headers["content-length"] = str(size)
         client = self.client if to_server else self.raw
-        resp = client.put(url, content=body, headers=headers)
+        resp = client.put(url, content=content, headers=headers)
         if resp.status_code in (500, 502, 503, 504):
             raise _Unavailable(f"HTTP {resp.status_code}")
         if resp.status_code >= 300:
             if to_server:
                 self._raise(resp)
             raise StoreError(
-                f"upload of a pack to the object store failed: HTTP {resp.status_code} "
-                f"{resp.text[:200]}"
+                f"upload of {what} to the object store failed: HTTP "
+                f"{resp.status_code} {resp.text[:200]}"
             )
 
     def _upload(self, path: StrPath, size: int, target: dict[str, Any]) -> None:
@@ -532,26 +538,8 @@ class HttpBackend(Backend):
         if target.get("upload_id"):
             self._upload_parts(path, target)
         else:
-            url = target["url"]
-            to_server = url.startswith("/")  # local-directory store: the server keeps bytes
-            headers = (
-                {"content-type": "application/octet-stream"}
-                if to_server
-                else dict(target.get("headers") or {})
-            )
-            headers["content-length"] = str(size)
-            client = self.client if to_server else self.raw
             with open(path, "rb") as fh:
-                resp = client.put(url, content=_file_chunks(fh), headers=headers)
-            if resp.status_code in (500, 502, 503, 504):
-                raise _Unavailable(f"HTTP {resp.status_code}")
-            if resp.status_code >= 300:
-                if to_server:
-                    self._raise(resp)
-                raise StoreError(
-                    f"upload of {path} to the object store failed: HTTP "
-                    f"{resp.status_code} {resp.text[:200]}"
-                )
+                self._put_to(target, _file_chunks(fh), size, str(path))
         after = os.stat(path)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise InvalidValueError(f"{path} changed while it was being uploaded", path=str(path))

@@ -15,7 +15,9 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from stemma.errors import InvalidValueError
 from stemma.service.clock import aware, utcnow
+from stemma.service.runs import _insert_ignore
 from stemma.storage.chunking import PackedChunk
 from stemma.storage.models import chunked_files, chunks
 
@@ -155,13 +157,7 @@ def register_file(conn: Connection, digest: str, size: int, chunk_list: Recipe) 
     lacking = missing_chunks(conn, [d for d, _ in chunk_list])
     if lacking:
         return sorted(lacking)
-    if sum(n for _, n in chunk_list) != size:
-        from stemma.errors import InvalidValueError
-
-        raise InvalidValueError(
-            f"the chunks of {digest} add up to {sum(n for _, n in chunk_list)} bytes, not {size}",
-            digest=digest,
-        )
+    check_total(digest, size, chunk_list)
     row = {
         "digest": digest,
         "size": size,
@@ -169,13 +165,17 @@ def register_file(conn: Connection, digest: str, size: int, chunk_list: Recipe) 
         "recipe": encode_recipe(chunk_list),
         "created_at": utcnow(),
     }
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        conn.execute(pg_insert(chunked_files).on_conflict_do_nothing(), [row])
-    else:
-        conn.execute(insert(chunked_files).prefix_with("OR IGNORE"), [row])
+    _insert_ignore(conn, chunked_files, row)
     return []
+
+
+def check_total(digest: str, size: int, chunk_list: Recipe) -> None:
+    """InvalidValueError unless the chunks add up to the file's size."""
+    total = sum(n for _, n in chunk_list)
+    if total != size:
+        raise InvalidValueError(
+            f"the chunks of {digest} add up to {total} bytes, not {size}", digest=digest
+        )
 
 
 def locate(conn: Connection, digests: Iterable[str]) -> dict[str, tuple[str, PackedChunk]]:

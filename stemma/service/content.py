@@ -260,13 +260,7 @@ class ContentStore:
             lacking = chunk_service.missing_chunks(conn, [d for d, _ in recipe])
         if lacking:
             return sorted(lacking)
-        if sum(n for _, n in recipe) != size:
-            from stemma.errors import InvalidValueError
-
-            raise InvalidValueError(
-                f"the chunks of {digest} add up to {sum(n for _, n in recipe)} bytes, not {size}",
-                digest=digest,
-            )
+        chunk_service.check_total(digest, size, recipe)
         h = hashlib.sha256()
         for data in self._verified_chunks(recipe):
             h.update(data)

@@ -23,8 +23,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from stemma.errors import InvalidValueError
 from stemma.server.deps import Store, rule
+from stemma.server.routes.blobs import _check_digest
 from stemma.wire.schemas import (
     ChunkedFileIn,
     ChunkedFileOut,
@@ -36,12 +36,6 @@ from stemma.wire.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/chunks", tags=["chunks"])
-
-
-def _check_digest(digest: str) -> str:
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise InvalidValueError(f"not a SHA-256 hex digest: {digest!r}", digest=digest)
-    return digest
 
 
 @router.post(
