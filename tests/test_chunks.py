@@ -452,3 +452,44 @@ def test_progress_counts_every_byte_once(
         ((digest, size),) = api._backend.store_files([(path, None)], ticks.append)
         assert digest == sha(path.read_bytes()) and size == path.stat().st_size
         assert sum(ticks) == size and len(ticks) > 1
+
+
+def test_a_file_changing_while_it_is_chunked_is_refused(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stemma.storage.chunking import open_chunked
+
+    path = tmp_path / "grows.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    with ThreadPoolExecutor(2) as pool, open_chunked(path, ChunkParams(), pool) as cf:
+        for _ in cf.runs():
+            pass
+        with open(path, "ab") as fh:  # a training job still writing its checkpoint
+            fh.write(b"more")
+        with pytest.raises(stemma.errors.InvalidValueError, match="changed while"):
+            cf.finish()
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    with (
+        ThreadPoolExecutor(1) as pool,
+        pytest.raises(stemma.errors.InvalidValueError, match="empty"),
+        open_chunked(empty, ChunkParams(), pool),
+    ):
+        pass
+
+
+@pytest.mark.sqlite_and_server
+def test_a_bad_chunk_setting_fails_the_artifact_not_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api: stemma.Api
+) -> None:
+    monkeypatch.setenv("STEMMA_CHUNK_SIZE", "lots")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(5 << 20))
+    with stemma.init(project="dedup") as run:
+        run.log({"loss": 0.5})
+        art = stemma.Artifact("bad", type="model")
+        art.add_file(str(big))
+        with pytest.raises(stemma.errors.UsageError, match="STEMMA_CHUNK_SIZE"):
+            run.log_artifact(art)
+    assert api.run(run.path).history()["loss"].tolist() == [0.5]
+    assert api.artifact_collections("dedup") == []  # nothing half-written

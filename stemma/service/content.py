@@ -69,7 +69,7 @@ class ContentStore:
     def __init__(self, raw: Any, engine: Engine, params: ChunkParams | None = None) -> None:
         self.raw = raw
         self.engine = engine
-        self.params = params if params is not None else ChunkParams.from_env()
+        self._params = params
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -80,6 +80,14 @@ class ContentStore:
 
     def __repr__(self) -> str:
         return f"ContentStore({self.raw!r})"
+
+    @property
+    def params(self) -> ChunkParams:
+        """The STEMMA_CHUNK* settings, read when first needed: a bad value is an error of
+        the artifact being stored, not of opening the store (runs keep logging)."""
+        if self._params is None:
+            self._params = ChunkParams.from_env()
+        return self._params
 
     @property
     def pool(self) -> ThreadPoolExecutor:
