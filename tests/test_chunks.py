@@ -197,8 +197,13 @@ def test_gc_reclaims_chunks_and_repacks(
     log_files("gc", {"w.bin": v1_bytes}, tmp_path)
     before = stats(api)["physical_bytes"]
     api.artifact("dedup/gc:v0").delete()
+    on_disk_before = api._backend.blobs.raw.physical_bytes()
+    dry = api._backend.gc(dry_run=True, grace_seconds=0)
+    assert dry["chunks"] > 0
+    assert api._backend.blobs.raw.physical_bytes() == on_disk_before  # nothing went
     report = api._backend.gc(grace_seconds=0, repack_below=0.5)
     assert report["chunks"] > 0 and report["chunk_bytes"] > 0
+    assert (report["chunks"], report["chunk_bytes"]) == (dry["chunks"], dry["chunk_bytes"])
     assert report["repacked"] >= 1
     assert report["blobs"] >= 1  # the emptied packs went
     after = stats(api)["physical_bytes"]

@@ -662,12 +662,18 @@ class EmbeddedBackend(Backend):
                     artifact_service.delete_version(
                         conn, gc_gate, ref, delete_aliases=True, reason=why
                     )
-        if dry_run:
+        if dry_run:  # what would go: chunks first, then blobs (emptied packs not counted)
             with read_tx(self.engine) as conn:
                 live = retention_service.live_digests(conn)
+                gone = set(chunk_service.dead_recipes(conn, live, grace_seconds, now))
+                dead_chunks = chunk_service.unreferenced(
+                    conn, chunk_service.live_chunks(conn, gone), grace_seconds, now
+                )
                 dead = blob_service.unreferenced(
                     conn, live | chunk_service.live_packs(conn), grace_seconds, now
                 )
+            report["chunks"] = len(dead_chunks)
+            report["chunk_bytes"] = sum(size for _, size in dead_chunks)
             report["blobs"] = len(dead)
             report["bytes"] = sum(size for _, size in dead)
             return report
@@ -676,13 +682,16 @@ class EmbeddedBackend(Backend):
         with write_tx(self.engine) as conn:
             blob_service.lock_against_commits(conn)
             live = retention_service.live_digests(conn)
-            chunk_service.drop_dead_recipes(conn, live, grace_seconds, now)
-            condemned = chunk_service.condemn_unreferenced(
-                conn, chunk_service.live_chunks(conn), grace_seconds, now
+            chunk_service.drop_recipes(
+                conn, chunk_service.dead_recipes(conn, live, grace_seconds, now)
             )
-        sizes: dict[str, int] = {}
-        with read_tx(self.engine) as conn:
-            sizes = chunk_service.chunk_sizes(conn, condemned)
+            sizes = dict(
+                chunk_service.unreferenced(
+                    conn, chunk_service.live_chunks(conn), grace_seconds, now
+                )
+            )
+            condemned = list(sizes)
+            chunk_service.condemn(conn, condemned)
         for i in range(0, len(condemned), 500):
             batch = condemned[i : i + 500]
             with write_tx(self.engine) as conn:

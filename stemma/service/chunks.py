@@ -11,7 +11,7 @@ lost. Packfiles are ordinary blobs; a pack stays alive while any chunk row point
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
@@ -204,45 +204,53 @@ def locate(conn: Connection, digests: Iterable[str]) -> dict[str, tuple[str, Pac
 # --------------------------------------------------------------------------- gc
 
 
-def drop_dead_recipes(
+def dead_recipes(
     conn: Connection, live_files: set[str], grace_seconds: float, now: dt.datetime
-) -> int:
-    """Forget recipes no committed version references (once older than the grace period:
-    a recipe waits for its commit like an uploaded blob does); returns how many."""
+) -> list[str]:
+    """Recipes no committed version references, once older than the grace period (a
+    recipe waits for its commit like an uploaded blob does)."""
     cutoff = now - dt.timedelta(seconds=grace_seconds)
-    dead = [
+    return [
         d
         for d, created in conn.execute(select(chunked_files.c.digest, chunked_files.c.created_at))
         if d not in live_files and (made := aware(created)) is not None and made <= cutoff
     ]
-    for part in _batches(dead):
+
+
+def drop_recipes(conn: Connection, digests: Sequence[str]) -> None:
+    for part in _batches(list(digests)):
         conn.execute(delete(chunked_files).where(chunked_files.c.digest.in_(part)))
-    return len(dead)
 
 
-def live_chunks(conn: Connection) -> set[str]:
-    """Chunks some remaining recipe uses."""
+def live_chunks(conn: Connection, without: Collection[str] = ()) -> set[str]:
+    """Chunks some recipe uses (leaving out the recipes in ``without``)."""
     out: set[str] = set()
-    for (raw,) in conn.execute(select(chunked_files.c.recipe)):
-        out.update(d for d, _ in decode_recipe(raw))
+    for d, raw in conn.execute(select(chunked_files.c.digest, chunked_files.c.recipe)):
+        if d not in without:
+            out.update(c for c, _ in decode_recipe(raw))
     return out
 
 
-def condemn_unreferenced(
+def unreferenced(
     conn: Connection, live: set[str], grace_seconds: float, now: dt.datetime
-) -> list[str]:
-    """Mark chunks outside ``live`` and older than the grace period as condemned."""
+) -> list[tuple[str, int]]:
+    """(digest, stored size) of chunks outside ``live`` older than the grace period."""
     cutoff = now - dt.timedelta(seconds=grace_seconds)
-    dead = [
-        d
-        for d, created in conn.execute(
-            select(chunks.c.digest, chunks.c.created_at).where(~chunks.c.condemned)
+    return [
+        (d, size)
+        for d, size, created in conn.execute(
+            select(chunks.c.digest, chunks.c.stored_size, chunks.c.created_at).where(
+                ~chunks.c.condemned
+            )
         )
         if d not in live and (made := aware(created)) is not None and made <= cutoff
     ]
-    for part in _batches(dead):
+
+
+def condemn(conn: Connection, digests: Sequence[str]) -> None:
+    """Mark chunks condemned: gc drops them unless an upload revives them first."""
+    for part in _batches(list(digests)):
         conn.execute(update(chunks).where(chunks.c.digest.in_(part)).values(condemned=True))
-    return dead
 
 
 def take_condemned(conn: Connection, digests: Sequence[str]) -> list[str]:
