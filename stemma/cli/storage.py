@@ -49,12 +49,13 @@ def gc_cmd(dry_run: bool, grace: str, repack_below: float) -> None:
         f"{verb} {len(report['versions'])} version(s) and {report['blobs']} blob(s), "
         f"freeing {_size(report['bytes'])}"
     )
+    chunks = (
+        f"{verb} {report.get('chunks', 0)} unreferenced chunk(s) "
+        f"({_size(report.get('chunk_bytes', 0))})"
+    )
     if not dry_run:
-        click.echo(
-            f"dropped {report.get('chunks', 0)} unreferenced chunk(s) "
-            f"({_size(report.get('chunk_bytes', 0))}); repacked {report.get('repacked', 0)} "
-            "packfile(s)"
-        )
+        chunks += f"; repacked {report.get('repacked', 0)} packfile(s)"
+    click.echo(chunks)
 
 
 @click.command("storage")
