@@ -40,6 +40,7 @@ from benchutil import (
     PEERS_PYTHON,
     ROOT,
     STEMMA_PYTHON,
+    WANDB_DIRS,
     disk_usage,
     fmt_bytes,
     fmt_s,
@@ -47,6 +48,8 @@ from benchutil import (
     print_table,
     run_json_worker,
     save_results,
+    timed_cli,
+    tool_env,
     wandb_settings,
 )
 
@@ -398,38 +401,6 @@ def run_worker(tool: str, case: str, src: Path, work: Path) -> None:
 # --------------------------------------------------------------------------- parent side
 
 
-def tool_env(tool: str, work: Path) -> dict[str, str]:
-    """The caller's environment minus tracker settings, plus private dirs inside ``work``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STEMMA_", "WANDB_", "MLFLOW_", "DVC_"))
-    }
-    if tool == "stemma":
-        env.update(
-            STEMMA_DIR=str(work / "stemma"), STEMMA_SILENT="1", STEMMA_SYSTEM_METRICS="false"
-        )
-    elif tool.startswith("wandb"):
-        env.update(
-            WANDB_MODE="offline",
-            WANDB_SILENT="true",
-            WANDB_DISABLE_GIT="true",
-            WANDB_DISABLE_CODE="true",
-            **{f"WANDB_{k}_DIR": str(work / f"wandb-{k.lower()}") for k in WANDB_DIRS},
-        )
-    elif tool == "mlflow":
-        env.update(
-            MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false",
-            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-        )
-    elif tool == "dvc":
-        env.update(DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(work / "dvc-site-cache"))
-    return env
-
-
-WANDB_DIRS = ("", "CACHE", "DATA", "ARTIFACT", "CONFIG")
-
-
 def store_paths(tool: str, work: Path) -> list[Path]:
     """The directories whose growth is the tool's storage cost."""
     if tool == "stemma":
@@ -464,19 +435,6 @@ def spawn_python(tool: str, case: str, src: Path, work: Path, timeout: float) ->
     return run_json_worker(
         cmd, work, tool_env(tool, work), timeout, f"{tool} worker, case ({case})"
     )
-
-
-def timed_cli(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> float:
-    """Wall seconds of one CLI call; a failure raises with the tool's own message."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    took = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail}")
-    return took
 
 
 def run_dvc(case: str, data: Data, work: Path, timeout: float) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,52 @@ def report_timings(
         )
         print(f"\nsaved {path}")
     return 1 if missed else 0
+
+
+WANDB_DIRS = ("", "CACHE", "DATA", "ARTIFACT", "CONFIG")  # WANDB_<K>_DIR variables
+
+
+def tool_env(tool: str, work: Path) -> dict[str, str]:
+    """The caller's environment minus tracker settings, plus the tool's private dirs inside
+    ``work`` (``stemma*``, ``wandb*``, ``mlflow`` or ``dvc``), so no run touches the user's."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STEMMA_", "WANDB_", "MLFLOW_", "DVC_"))
+    }
+    if tool.startswith("stemma"):
+        env.update(
+            STEMMA_DIR=str(work / "stemma"),
+            STEMMA_CACHE_DIR=str(work / "stemma-cache"),
+            STEMMA_SILENT="1",
+            STEMMA_SYSTEM_METRICS="false",
+        )
+    elif tool.startswith("wandb"):
+        env.update(
+            WANDB_MODE="offline",
+            WANDB_SILENT="true",
+            WANDB_DISABLE_GIT="true",
+            WANDB_DISABLE_CODE="true",
+            **{f"WANDB_{k}_DIR": str(work / f"wandb-{k.lower()}") for k in WANDB_DIRS},
+        )
+    elif tool == "mlflow":
+        env.update(
+            MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false",
+            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        )
+    elif tool == "dvc":
+        env.update(DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(work / "dvc-site-cache"))
+    return env
+
+
+def timed_cli(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> float:
+    """Wall seconds of one CLI call; a failure raises with the tool's own message."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail}")
+    return took

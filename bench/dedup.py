@@ -50,12 +50,15 @@ from benchutil import (
     PEERS_PYTHON,
     ROOT,
     STEMMA_PYTHON,
+    WANDB_DIRS,
     disk_usage,
     fmt_bytes,
     fmt_s,
     markdown_table,
     print_table,
     save_results,
+    timed_cli,
+    tool_env,
     wandb_settings,
 )
 
@@ -485,41 +488,12 @@ def run_worker(tool: str, case: str) -> None:
 # --------------------------------------------------------------------------- parent side
 
 
-def tool_env(tool: str, work: Path) -> dict[str, str]:
-    """The caller's environment minus tracker settings, plus private dirs inside ``work``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STEMMA_", "WANDB_", "MLFLOW_", "DVC_"))
-    }
-    if tool.startswith("stemma"):
-        env.update(
-            STEMMA_DIR=str(work / "stemma"),
-            STEMMA_CACHE_DIR=str(work / "stemma-cache"),
-            STEMMA_SILENT="1",
-            STEMMA_SYSTEM_METRICS="false",
-        )
-        if tool == "stemma-file":
-            env["STEMMA_CHUNKING"] = "off"
-    elif tool == "wandb":
-        env.update(
-            WANDB_MODE="offline",
-            WANDB_SILENT="true",
-            WANDB_DISABLE_GIT="true",
-            WANDB_DISABLE_CODE="true",
-            **{f"WANDB_{k}_DIR": str(work / f"wandb-{k.lower()}") for k in WANDB_DIRS},
-        )
-    elif tool == "mlflow":
-        env.update(
-            MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false",
-            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-        )
-    elif tool == "dvc":
-        env.update(DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(work / "dvc-site-cache"))
+def bench_env(tool: str, work: Path) -> dict[str, str]:
+    """benchutil.tool_env, with chunking off for the file-level Stemma row."""
+    env = tool_env(tool, work)
+    if tool == "stemma-file":
+        env["STEMMA_CHUNKING"] = "off"
     return env
-
-
-WANDB_DIRS = ("", "CACHE", "DATA", "ARTIFACT", "CONFIG")
 
 
 def store_paths(tool: str, work: Path, case: str) -> list[Path]:
@@ -551,7 +525,7 @@ class Worker:
         self.proc = subprocess.Popen(
             cmd,
             cwd=work,
-            env=tool_env(tool, work),
+            env=bench_env(tool, work),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -612,19 +586,6 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def timed_cli(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> float:
-    """Wall seconds of one CLI call; a failure raises with the tool's own message."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    took = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail}")
-    return took
 
 
 class DvcTool:
